@@ -67,6 +67,7 @@ TAG="pgcap-$$"
 WORK=""
 NAMESPACES=()
 PIDS=()
+TCPDUMP_PID=""
 
 log() { printf '[capture %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -82,14 +83,18 @@ pid_alive() {
 stop_pids() {
     # stop_pids PID... : SIGTERM, wait up to 5 s, then SIGKILL.
     local p left i
-    for p in "$@"; do pid_alive "$p" && kill -TERM "$p" 2>/dev/null || true; done
+    for p in "$@"; do
+        if pid_alive "$p"; then kill -TERM "$p" 2>/dev/null || true; fi
+    done
     for ((i = 0; i < 50; i++)); do
         left=0
         for p in "$@"; do pid_alive "$p" && left=1; done
         ((left)) || break
         sleep 0.1
     done
-    for p in "$@"; do pid_alive "$p" && kill -KILL "$p" 2>/dev/null || true; done
+    for p in "$@"; do
+        if pid_alive "$p"; then kill -KILL "$p" 2>/dev/null || true; fi
+    done
     for p in "$@"; do wait "$p" 2>/dev/null || true; done
 }
 
@@ -146,7 +151,6 @@ bg() {
     shift 2
     ip netns exec "$ns" "$@" </dev/null >"$WD/$name.out" 2>&1 &
     PIDS+=("$!")
-    eval "PID_${name//-/_}=$!"
     log "started $name (pid $!): $*"
 }
 
@@ -215,6 +219,7 @@ setup_link() {
 
 start_tcpdump() {
     bg tcpdump "$NS_A" tcpdump -i veth-a -U -s 0 -n -w "$WD/capture.pcap" 'tcp port 179'
+    TCPDUMP_PID=${PIDS[-1]}
     wait_until 10 "tcpdump to start" grep -q "listening on" "$WD/tcpdump.out"
 }
 
@@ -475,7 +480,7 @@ run_case() {
     sleep 1
 
     # stop the capture first, so that reconnect attempts are not recorded
-    stop_pids "$PID_tcpdump"
+    stop_pids "$TCPDUMP_PID"
     log "peer view at the end:"
     peer_birdc show protocols all x >&2 || true
     teardown_case
