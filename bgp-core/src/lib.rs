@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fsm;
 pub mod wire;
 
 /// The version of this crate, for programs that report what they are built on.
