@@ -1,6 +1,9 @@
 //! The RFC 4271 section 8 state machine, driven without sockets or clocks: every
 //! state against every kind of event, and the negotiation of the OPENs.
 
+// A failed expectation in a test is a panic by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 

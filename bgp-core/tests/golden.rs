@@ -3,6 +3,9 @@
 //! what the daemon was configured to send, re-encode to the same bytes where the
 //! RFCs leave no choice, and otherwise re-encode to bytes that decode the same.
 
+// A failed expectation in a test is a panic by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
