@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod fsm;
+pub mod rib;
 pub mod wire;
 
 /// The version of this crate, for programs that report what they are built on.
