@@ -1,0 +1,292 @@
+//! Routing policy: prefix sets with ge/le, AS-path and community conditions, and
+//! route maps whose ordered terms match, modify, and accept, reject or fall
+//! through to the next term.
+//!
+//! A [`RouteMap`] is applied to one route at a time and either rejects it or
+//! accepts it, possibly with changed attributes. What happens when a neighbor has
+//! no policy at all (RFC 8212: nothing for external peers) is the speaker's call.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::rib::RouteAttrs;
+use crate::wire::{Community, LargeCommunity, NextHop};
+
+/// One entry of a prefix set: a prefix and the range of lengths it admits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PrefixEntry {
+    /// The covering prefix.
+    pub prefix: IpNet,
+    /// Shortest admitted length; with neither bound only the exact length matches.
+    pub ge: Option<u8>,
+    /// Longest admitted length.
+    pub le: Option<u8>,
+}
+
+impl PrefixEntry {
+    /// Exactly `prefix`.
+    pub fn exact(prefix: IpNet) -> Self {
+        Self {
+            prefix,
+            ge: None,
+            le: None,
+        }
+    }
+
+    /// `prefix` and everything more specific, as `prefix le max` in FRR.
+    pub fn orlonger(prefix: IpNet) -> Self {
+        Self {
+            prefix,
+            ge: None,
+            le: Some(prefix.max_prefix_len()),
+        }
+    }
+
+    /// Whether `p` lies inside the covering prefix with an admitted length
+    /// (the `ge`/`le` semantics of FRR prefix lists and BIRD `{a,b}` ranges).
+    pub fn matches(&self, p: &IpNet) -> bool {
+        let len = p.prefix_len();
+        let (lo, hi) = match (self.ge, self.le) {
+            (None, None) => (self.prefix.prefix_len(), self.prefix.prefix_len()),
+            (Some(ge), None) => (ge, self.prefix.max_prefix_len()),
+            (None, Some(le)) => (self.prefix.prefix_len(), le),
+            (Some(ge), Some(le)) => (ge, le),
+        };
+        len >= self.prefix.prefix_len() && (lo..=hi).contains(&len) && self.prefix.contains(p)
+    }
+}
+
+impl fmt::Display for PrefixEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.prefix)?;
+        if let Some(ge) = self.ge {
+            write!(f, " ge {ge}")?;
+        }
+        if let Some(le) = self.le {
+            write!(f, " le {le}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A set of prefix entries; a prefix matches when any entry does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct PrefixSet {
+    /// The entries.
+    pub entries: Vec<PrefixEntry>,
+}
+
+impl PrefixSet {
+    /// A set of the given entries.
+    pub fn new(entries: Vec<PrefixEntry>) -> Self {
+        Self { entries }
+    }
+
+    /// The first entry `p` matches.
+    pub fn find(&self, p: &IpNet) -> Option<&PrefixEntry> {
+        self.entries.iter().find(|e| e.matches(p))
+    }
+
+    /// Whether `p` matches an entry.
+    pub fn matches(&self, p: &IpNet) -> bool {
+        self.find(p).is_some()
+    }
+}
+
+/// A condition on a route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Match {
+    /// The prefix is in the set.
+    Prefix(PrefixSet),
+    /// The AS path ends in this AS.
+    OriginAs(u32),
+    /// The AS path contains this AS anywhere.
+    AsPathContains(u32),
+    /// The AS path length (RFC 4271 counting) is within the bounds.
+    AsPathLength {
+        /// At least this long.
+        min: usize,
+        /// At most this long.
+        max: usize,
+    },
+    /// The route carries this community.
+    Community(Community),
+    /// The route carries this large community.
+    LargeCommunity(LargeCommunity),
+    /// The condition does not hold.
+    Not(Box<Match>),
+}
+
+impl Match {
+    /// Whether the route (`prefix` with `attrs`) satisfies the condition.
+    pub fn matches(&self, prefix: &IpNet, attrs: &RouteAttrs) -> bool {
+        let a = &attrs.attributes;
+        match self {
+            Self::Prefix(set) => set.matches(prefix),
+            Self::OriginAs(asn) => a.as_path.as_ref().and_then(|p| p.origin_as()) == Some(*asn),
+            Self::AsPathContains(asn) => a.as_path.as_ref().is_some_and(|p| p.contains(*asn)),
+            Self::AsPathLength { min, max } => {
+                let len = a.as_path.as_ref().map_or(0, |p| p.len());
+                (*min..=*max).contains(&len)
+            }
+            Self::Community(c) => a.communities.contains(c),
+            Self::LargeCommunity(c) => a.large_communities.contains(c),
+            Self::Not(m) => !m.matches(prefix, attrs),
+        }
+    }
+}
+
+/// A change to a route's attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Set {
+    /// Set LOCAL_PREF.
+    LocalPref(u32),
+    /// Set MULTI_EXIT_DISC.
+    Med(u32),
+    /// Add communities (kept sorted and unique).
+    AddCommunities(Vec<Community>),
+    /// Remove communities.
+    RemoveCommunities(Vec<Community>),
+    /// Add large communities (kept sorted and unique).
+    AddLargeCommunities(Vec<LargeCommunity>),
+    /// Remove large communities.
+    RemoveLargeCommunities(Vec<LargeCommunity>),
+    /// Set the next hop.
+    NextHop(IpAddr),
+    /// Prepend an AS this many times.
+    Prepend {
+        /// The AS to prepend.
+        asn: u32,
+        /// How many times.
+        times: u8,
+    },
+}
+
+impl Set {
+    fn apply(&self, attrs: &mut RouteAttrs) {
+        let a = &mut attrs.attributes;
+        match self {
+            Self::LocalPref(v) => a.local_pref = Some(*v),
+            Self::Med(v) => a.med = Some(*v),
+            Self::AddCommunities(cs) => {
+                a.communities.extend(cs);
+                a.communities.sort_unstable();
+                a.communities.dedup();
+            }
+            Self::RemoveCommunities(cs) => a.communities.retain(|c| !cs.contains(c)),
+            Self::AddLargeCommunities(cs) => {
+                a.large_communities.extend(cs);
+                a.large_communities.sort_unstable();
+                a.large_communities.dedup();
+            }
+            Self::RemoveLargeCommunities(cs) => a.large_communities.retain(|c| !cs.contains(c)),
+            Self::NextHop(IpAddr::V4(v4)) => attrs.next_hop = Some(NextHop::V4(*v4)),
+            Self::NextHop(IpAddr::V6(v6)) => {
+                attrs.next_hop = Some(NextHop::V6 {
+                    global: *v6,
+                    link_local: None,
+                })
+            }
+            Self::Prepend { asn, times } => {
+                a.as_path.get_or_insert_with(Default::default).prepend(*asn, usize::from(*times));
+            }
+        }
+    }
+}
+
+/// What a term does once it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Accept the route (with the term's changes).
+    Accept,
+    /// Reject the route.
+    Reject,
+    /// Apply the term's changes and go on with the next term.
+    Next,
+}
+
+/// One ordered term of a route map: all conditions must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Term {
+    /// Name, for logs and rejection reasons.
+    pub name: String,
+    /// Conditions, all of which must hold (none: always).
+    pub matches: Vec<Match>,
+    /// Changes applied when the conditions hold.
+    pub sets: Vec<Set>,
+    /// What to do then.
+    pub action: Action,
+}
+
+/// Why a route map rejected a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// This term matched and rejects.
+    Term(String),
+    /// No term accepted and the default is to reject.
+    Default,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Term(name) => write!(f, "rejected by term {name:?}"),
+            Self::Default => f.write_str("no term accepted it"),
+        }
+    }
+}
+
+/// An ordered list of terms with a default for routes no term decides.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteMap {
+    /// Name, for logs.
+    pub name: String,
+    /// The terms, in order.
+    pub terms: Vec<Term>,
+    /// What happens to routes no term accepts or rejects (reject, as FRR's
+    /// implicit deny).
+    pub default_accept: bool,
+}
+
+impl RouteMap {
+    /// A map that accepts everything unchanged.
+    pub fn accept_all(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            terms: Vec::new(),
+            default_accept: true,
+        }
+    }
+
+    /// Runs the terms over a route. `Ok(None)`: accepted unchanged; `Ok(Some)`:
+    /// accepted with these attributes; `Err`: rejected, and why.
+    pub fn apply(&self, prefix: &IpNet, attrs: &RouteAttrs) -> Result<Option<RouteAttrs>, Rejection> {
+        let mut changed: Option<RouteAttrs> = None;
+        for term in &self.terms {
+            let current = changed.as_ref().unwrap_or(attrs);
+            if !term.matches.iter().all(|m| m.matches(prefix, current)) {
+                continue;
+            }
+            if term.action == Action::Reject {
+                return Err(Rejection::Term(term.name.clone()));
+            }
+            if !term.sets.is_empty() {
+                let mut next = changed.take().unwrap_or_else(|| attrs.clone());
+                for s in &term.sets {
+                    s.apply(&mut next);
+                }
+                changed = Some(next);
+            }
+            if term.action == Action::Accept {
+                return Ok(changed);
+            }
+        }
+        if self.default_accept {
+            Ok(changed)
+        } else {
+            Err(Rejection::Default)
+        }
+    }
+}
