@@ -246,7 +246,11 @@ impl AsPath {
         let mut segments = Vec::with_capacity(self.segments.len() + as4.segments.len());
         for seg in &self.segments {
             if seg.kind.is_confed() {
-                segments.push(seg.clone());
+                // Only leading ones: AS4_PATH never carries them, so one after an
+                // AS could not be sent on in 2-octet form and read back the same.
+                if segments.iter().all(|s: &Segment| s.kind.is_confed()) {
+                    segments.push(seg.clone());
+                }
                 continue;
             }
             if need == 0 {
@@ -267,7 +271,18 @@ impl AsPath {
                 }
             }
         }
-        segments.extend(as4.segments.iter().cloned());
+        let mut rest = as4.segments.iter().cloned();
+        // One sequence rather than two when the kept part and AS4_PATH meet
+        // sequence to sequence, as the path was before the 2-octet hop.
+        if let (Some(last), Some(first)) = (segments.last_mut(), as4.segments.first())
+            && last.kind == SegmentType::Sequence
+            && first.kind == SegmentType::Sequence
+            && last.asns.len() + first.asns.len() <= 255
+        {
+            last.asns.extend_from_slice(&first.asns);
+            rest.next();
+        }
+        segments.extend(rest);
         AsPath { segments }
     }
 }

@@ -372,18 +372,14 @@ impl Decoder<'_> {
                 a.as_path = Some(path);
             }
             // Section 7.3; RFC 4760 section 3 says to ignore NEXT_HOP when the
-            // routes are all in MP_REACH_NLRI, so a bad one is then just dropped.
+            // routes are all in MP_REACH_NLRI, so `decode` then makes a bad one a
+            // discard (MP_REACH_NLRI may come later in the walk).
             NEXT_HOP => {
-                let action = if self.has_nlri_field {
-                    WITHDRAW
-                } else {
-                    DISCARD
-                };
-                check_flags(f, WK, action)?;
-                exact_len(v, 4, action)?;
+                check_flags(f, WK, WITHDRAW)?;
+                exact_len(v, 4, WITHDRAW)?;
                 let nh = ipv4_at(v);
                 if bad_next_hop(nh) {
-                    return Err(fault(F::Value, action, sub::INVALID_NEXT_HOP_ATTRIBUTE));
+                    return Err(fault(F::Value, WITHDRAW, sub::INVALID_NEXT_HOP_ATTRIBUTE));
                 }
                 a.next_hop = Some(nh);
             }
@@ -494,6 +490,10 @@ impl Decoder<'_> {
                 }
                 check_flags(f, OPT_T, DISCARD)?;
                 exact_len(v, 8, DISCARD)?;
+                // RFC 7607: AS 0 makes it malformed, discarded like AGGREGATOR's.
+                if u32_at(v) == 0 {
+                    return Err(fault(F::Value, DISCARD, sub::OPTIONAL_ATTRIBUTE_ERROR));
+                }
                 self.as4_aggregator = Some(Aggregator {
                     asn: u32_at(v),
                     address: ipv4_at(&v[4..]),
@@ -563,8 +563,11 @@ impl Decoder<'_> {
     /// RFC 6793 section 4.2.3: rebuild 4-octet AGGREGATOR and AS_PATH.
     fn merge_as4(&mut self) {
         let a = &mut self.walk.attrs;
-        if a.aggregator.is_some_and(|g| g.asn != u32::from(AS_TRANS)) {
-            // A real 2-octet aggregator: AS4_AGGREGATOR and AS4_PATH are stale.
+        if self.as4_aggregator.is_some()
+            && a.aggregator.is_some_and(|g| g.asn != u32::from(AS_TRANS))
+        {
+            // AS4_AGGREGATOR beside a real 2-octet aggregator: AS4_AGGREGATOR and
+            // AS4_PATH are stale. Without AS4_AGGREGATOR, AS4_PATH still applies.
             return;
         }
         if let (Some(aggr), Some(as4)) = (a.aggregator.as_mut(), self.as4_aggregator) {
@@ -642,6 +645,15 @@ pub(crate) fn decode(buf: &[u8], ctx: &Context, has_nlri_field: bool) -> Result<
         d.merge_as4();
     }
     d.walk.attrs.unknown.sort_by_key(|u| u.type_code);
+    // RFC 4760 section 3: with all routes in MP_REACH_NLRI, NEXT_HOP is ignored.
+    // With no routes at all it is not, and section 5.2 below applies to it.
+    if !has_nlri_field && d.walk.mp_reach.is_some() {
+        for e in d.walk.errors.iter_mut() {
+            if e.type_code == type_code::NEXT_HOP {
+                e.action = DISCARD;
+            }
+        }
+    }
 
     // Section 5.2: without reachable NLRI we cannot be sure the routes were
     // parsed, so any error stronger than attribute discard resets the session.

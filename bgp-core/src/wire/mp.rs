@@ -133,9 +133,8 @@ impl NextHop {
     }
 
     /// Decodes a next hop of `family`. `None` when the length does not fit the
-    /// family (RFC 7606 section 7.11): IPv4 and IPv6 unicast take 4, 16 or 32
-    /// octets (IPv4 NLRI with IPv6 next hops per RFC 8950, IPv6 NLRI with IPv4
-    /// next hops as some implementations send them).
+    /// family (RFC 7606 section 7.11): IPv4 unicast takes 4 octets, or 16 or 32
+    /// for an IPv6 next hop (RFC 8950); IPv6 unicast takes 16 or 32 (RFC 2545).
     fn decode(family: AfiSafi, raw: &[u8]) -> Option<Self> {
         if !(family.is_ipv4_prefix() || family.is_ipv6_prefix()) {
             return Some(Self::Other(Bytes::copy_from_slice(raw)));

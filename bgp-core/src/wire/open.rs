@@ -181,7 +181,8 @@ impl Open {
         out.put_u32(u32::from(self.bgp_id));
 
         let groups: Vec<&[Capability]> = match &self.layout {
-            _ if self.capabilities.is_empty() => Vec::new(),
+            // Empty parameters of a decoded grouping are kept, to re-encode as received.
+            ParamLayout::Single if self.capabilities.is_empty() => Vec::new(),
             ParamLayout::Single => vec![&self.capabilities[..]],
             ParamLayout::OnePerParameter => self.capabilities.chunks(1).collect(),
             ParamLayout::Grouped(sizes) => {
