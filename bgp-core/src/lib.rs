@@ -14,6 +14,7 @@
 pub mod fsm;
 pub mod policy;
 pub mod rib;
+pub mod speaker;
 pub mod wire;
 
 /// The version of this crate, for programs that report what they are built on.

@@ -260,6 +260,19 @@ impl RouteMap {
         }
     }
 
+    /// Whether the outcome depends on the attributes only, not on the prefix,
+    /// so it can be computed once per attribute set.
+    pub fn is_prefix_independent(&self) -> bool {
+        fn independent(m: &Match) -> bool {
+            match m {
+                Match::Prefix(_) => false,
+                Match::Not(inner) => independent(inner),
+                _ => true,
+            }
+        }
+        self.terms.iter().all(|t| t.matches.iter().all(independent))
+    }
+
     /// Runs the terms over a route. `Ok(None)`: accepted unchanged; `Ok(Some)`:
     /// accepted with these attributes; `Err`: rejected, and why.
     pub fn apply(&self, prefix: &IpNet, attrs: &RouteAttrs) -> Result<Option<RouteAttrs>, Rejection> {

@@ -173,6 +173,11 @@ impl Rib {
         P::table(self)
     }
 
+    /// What is known about a source.
+    pub fn peer(&self, peer: PeerId) -> Option<&PeerMeta> {
+        self.peers.get(peer as usize)
+    }
+
     /// Registers a source of routes and returns its id.
     pub fn add_peer(&mut self, meta: PeerMeta) -> PeerId {
         self.peers.push(meta);
@@ -205,14 +210,16 @@ impl Rib {
     }
 
     /// Adds or replaces (implicit withdraw) `peer`'s paths to `prefixes`, and
-    /// appends a [`Change`] for each prefix whose multipath set moved.
+    /// appends a [`Change`] for each prefix whose multipath set moved. Returns
+    /// how many paths are new (not replacements).
     pub fn announce<P: RibPrefix>(
         &mut self,
         peer: PeerId,
         attrs: &Arc<RouteAttrs>,
         prefixes: &[Nlri<P>],
         changes: &mut Vec<Change<P>>,
-    ) {
+    ) -> usize {
+        let mut added = 0;
         let (config, peers) = (self.config, std::mem::take(&mut self.peers));
         let table = P::table_mut(self);
         for n in prefixes {
@@ -226,6 +233,7 @@ impl Rib {
                 // The common case of a new prefix: no ranking needed.
                 dest.paths.push(route);
                 dest.multipath = 1;
+                added += 1;
                 changes.push(Change {
                     prefix: n.prefix,
                     paths: dest.paths.iter().cloned().collect(),
@@ -240,23 +248,31 @@ impl Rib {
             {
                 Some(existing) if existing.same(&route) => continue,
                 Some(existing) => *existing = route,
-                None => dest.paths.push(route),
+                None => {
+                    dest.paths.push(route);
+                    added += 1;
+                }
             }
             dest.multipath = best::rank(&mut dest.paths, &peers, &config) as u8;
             note_change(n.prefix, dest, &before, changes);
         }
         self.peers = peers;
+        added
     }
 
-    /// Removes `peer`'s paths to `prefixes`.
-    pub fn withdraw<P: RibPrefix>(&mut self, peer: PeerId, prefixes: &[Nlri<P>], changes: &mut Vec<Change<P>>) {
+    /// Removes `peer`'s paths to `prefixes`; returns how many there were.
+    pub fn withdraw<P: RibPrefix>(&mut self, peer: PeerId, prefixes: &[Nlri<P>], changes: &mut Vec<Change<P>>) -> usize {
         let (config, peers) = (self.config, std::mem::take(&mut self.peers));
         let table = P::table_mut(self);
+        let mut removed = 0;
         for n in prefixes {
             let path_id = n.path_id.unwrap_or(0);
-            remove_path(table, n.prefix, |r| r.peer == peer && r.path_id == path_id, &peers, &config, changes);
+            if remove_path(table, n.prefix, |r| r.peer == peer && r.path_id == path_id, &peers, &config, changes) {
+                removed += 1;
+            }
         }
         self.peers = peers;
+        removed
     }
 
     /// Removes every path of `peer` in one family (its session went down) and
@@ -303,15 +319,15 @@ fn remove_path<P: Prefix>(
     peers: &[PeerMeta],
     config: &BestPathConfig,
     changes: &mut Vec<Change<P>>,
-) {
+) -> bool {
     let Some(dest) = table.dests.get_mut(&prefix) else {
-        return;
+        return false;
     };
     let before = snapshot(dest);
     let len = dest.paths.len();
     dest.paths.retain(|r| !matches(r));
     if dest.paths.len() == len {
-        return;
+        return false;
     }
     if dest.paths.is_empty() {
         table.dests.remove(&prefix);
@@ -319,8 +335,9 @@ fn remove_path<P: Prefix>(
             prefix,
             paths: SmallVec::new(),
         });
-        return;
+        return true;
     }
     dest.multipath = best::rank(&mut dest.paths, peers, config) as u8;
     note_change(prefix, dest, &before, changes);
+    true
 }

@@ -1,0 +1,155 @@
+//! Configuration of a speaker, its neighbors and its dynamic neighbor ranges.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::fsm::RemoteAs;
+use crate::policy::RouteMap;
+use crate::rib::BestPathConfig;
+use crate::wire::AfiSafi;
+
+/// The BGP port.
+pub const BGP_PORT: u16 = 179;
+
+/// Speaker-wide settings.
+#[derive(Debug, Clone)]
+pub struct SpeakerConfig {
+    /// Our AS.
+    pub local_as: u32,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Addresses to accept connections on (one listener for all neighbors);
+    /// empty for none.
+    pub listen: Vec<SocketAddr>,
+    /// Best path and multipath settings.
+    pub best_path: BestPathConfig,
+    /// The cluster id when reflecting routes (defaults to the router id).
+    pub cluster_id: Option<Ipv4Addr>,
+}
+
+impl SpeakerConfig {
+    /// A speaker in `local_as` with `router_id`, listening on all addresses on
+    /// port 179.
+    pub fn new(local_as: u32, router_id: Ipv4Addr) -> Self {
+        Self {
+            local_as,
+            router_id,
+            listen: vec![
+                SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), BGP_PORT),
+            ],
+            best_path: BestPathConfig::default(),
+            cluster_id: None,
+        }
+    }
+}
+
+/// What to do when a neighbor sends more prefixes than allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxPrefixes {
+    /// The limit, per family.
+    pub limit: u32,
+    /// Only log a warning; otherwise close the session with Cease "maximum
+    /// number of prefixes reached" (RFC 4486).
+    pub warning_only: bool,
+    /// After closing, start again after this long (none: stay down until
+    /// reconfigured).
+    pub restart: Option<Duration>,
+}
+
+/// One neighbor, or the template of a dynamic range.
+#[derive(Debug, Clone)]
+pub struct NeighborConfig {
+    /// The neighbor's address (ignored in a range template).
+    pub address: IpAddr,
+    /// Its TCP port.
+    pub port: u16,
+    /// The AS numbers it may have.
+    pub remote_as: RemoteAs,
+    /// Our AS towards it, when not the speaker's.
+    pub local_as: Option<u32>,
+    /// Free text for status output.
+    pub description: String,
+    /// Only accept its connection, never connect out.
+    pub passive: bool,
+    /// Proposed hold time, seconds.
+    pub hold_time: u16,
+    /// Time between connection attempts.
+    pub connect_retry: Duration,
+    /// Wait this long for the peer's OPEN before sending ours.
+    pub delay_open: Option<Duration>,
+    /// TTL of outgoing packets: 1 for directly connected eBGP, more for multihop.
+    pub ttl: Option<u8>,
+    /// Source address for the outgoing connection.
+    pub source_address: Option<IpAddr>,
+    /// Interface to bind the connection to (SO_BINDTODEVICE).
+    pub bind_interface: Option<String>,
+    /// Families to negotiate.
+    pub families: Vec<AfiSafi>,
+    /// Import policy; `None` for an external peer means nothing is accepted
+    /// (RFC 8212).
+    pub import: Option<RouteMap>,
+    /// Export policy; `None` for an external peer means nothing is sent.
+    pub export: Option<RouteMap>,
+    /// Keep the routes as received, before policy, to re-apply a new import
+    /// policy without asking the peer (soft-reconfiguration inbound).
+    pub soft_reconfiguration_inbound: bool,
+    /// Prefix limit.
+    pub max_prefixes: Option<MaxPrefixes>,
+    /// Set ourselves as next hop towards internal peers too (always done for
+    /// external peers).
+    pub next_hop_self: bool,
+    /// Next hop to announce for IPv6 routes over an IPv4 session (and for IPv4
+    /// over IPv6), when the session's own address cannot serve.
+    pub next_hop_v4: Option<Ipv4Addr>,
+    /// See `next_hop_v4`.
+    pub next_hop_v6: Option<std::net::Ipv6Addr>,
+    /// The neighbor is a route reflector client (RFC 4456).
+    pub route_reflector_client: bool,
+    /// Accept paths that contain our own AS this many times.
+    pub allow_own_as: u8,
+}
+
+impl NeighborConfig {
+    /// A neighbor at `address` with `remote_as`, IPv4 and IPv6 unicast, hold time
+    /// 90 s, connect retry 5 s, and no policy.
+    pub fn new(address: IpAddr, remote_as: RemoteAs) -> Self {
+        Self {
+            address,
+            port: BGP_PORT,
+            remote_as,
+            local_as: None,
+            description: String::new(),
+            passive: false,
+            hold_time: 90,
+            connect_retry: Duration::from_secs(5),
+            delay_open: None,
+            ttl: None,
+            source_address: None,
+            bind_interface: None,
+            families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
+            import: None,
+            export: None,
+            soft_reconfiguration_inbound: false,
+            max_prefixes: None,
+            next_hop_self: false,
+            next_hop_v4: None,
+            next_hop_v6: None,
+            route_reflector_client: false,
+            allow_own_as: 0,
+        }
+    }
+}
+
+/// Dynamic neighbors: connections from any address in `prefix` are accepted
+/// and become neighbors configured by `template`.
+#[derive(Debug, Clone)]
+pub struct DynamicRange {
+    /// The addresses admitted.
+    pub prefix: IpNet,
+    /// Settings for each neighbor accepted from the range.
+    pub template: NeighborConfig,
+    /// The most neighbors the range admits at once.
+    pub limit: usize,
+}

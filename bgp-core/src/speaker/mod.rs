@@ -1,0 +1,1127 @@
+//! The Speaker API: a BGP speaker built from a config and driven through a
+//! cloneable [`SpeakerHandle`].
+//!
+//! One task owns the RIB and all policy decisions; one task per neighbor owns
+//! its session (see `neighbor`). Sessions hand decoded UPDATEs to the RIB task
+//! over a bounded channel (so a flood from one peer slows that peer's TCP, not
+//! the others), and the RIB task hands each neighbor the latest desired state
+//! per prefix through a coalescing queue that never blocks it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), bgp_core::speaker::SpeakerError> {
+//! use bgp_core::fsm::RemoteAs;
+//! use bgp_core::policy::RouteMap;
+//! use bgp_core::speaker::{NeighborConfig, Speaker, SpeakerConfig};
+//! use bgp_core::wire::{AsPath, Origin, PathAttributes};
+//!
+//! let speaker = Speaker::start(SpeakerConfig::new(65001, "192.0.2.1".parse().unwrap())).await?;
+//! let mut peer = NeighborConfig::new("192.0.2.2".parse().unwrap(), RemoteAs::External);
+//! peer.import = Some(RouteMap::accept_all("in"));
+//! peer.export = Some(RouteMap::accept_all("out"));
+//! speaker.add_neighbor(peer).await?;
+//! let attrs = PathAttributes { origin: Some(Origin::Igp), as_path: Some(AsPath::default()), ..Default::default() };
+//! speaker.announce("198.51.100.0/24".parse().unwrap(), attrs).await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod neighbor;
+mod outq;
+mod types;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+pub use config::{BGP_PORT, DynamicRange, MaxPrefixes, NeighborConfig, SpeakerConfig};
+pub use types::{Event, NeighborCounters, NeighborStatus, RibEntry, RoutePath};
+
+use crate::fsm::{DownReason, Fsm, FsmConfig, Negotiated, State};
+use crate::policy::RouteMap;
+use crate::rib::{Change, LOCAL, PeerId, PeerMeta, Rib, RibPrefix, Route, RouteAttrs, SourceKind};
+use crate::wire::{
+    AfiSafi, Capability, Community, Message, MpUnreach, NextHop, Nlri, Notification, PathAttributes, Prefixes,
+    RouteRefresh, RouteRefreshSubtype, Update,
+};
+use neighbor::{Control, FromNeighbor, NeighborTask};
+use outq::{FxMap, OutQueue};
+
+/// Errors of the Speaker API.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The neighbor is already configured.
+    #[error("neighbor {0} already exists")]
+    NeighborExists(IpAddr),
+    /// No such neighbor.
+    #[error("no neighbor {0}")]
+    NoSuchNeighbor(IpAddr),
+    /// The prefix is not IPv4 or IPv6 unicast material.
+    #[error("unsupported prefix {0}")]
+    Unsupported(IpNet),
+    /// The speaker has shut down.
+    #[error("the speaker has stopped")]
+    Stopped,
+}
+
+/// A neighbor's Adj-RIB-Out: prefixes and the attributes sent with them.
+pub type Advertised = Vec<(IpNet, Arc<RouteAttrs>)>;
+
+enum Command {
+    AddNeighbor(NeighborConfig, oneshot::Sender<Result<(), SpeakerError>>),
+    RemoveNeighbor(IpAddr, Option<String>, oneshot::Sender<Result<(), SpeakerError>>),
+    UpdatePolicy(IpAddr, Option<RouteMap>, Option<RouteMap>, oneshot::Sender<Result<(), SpeakerError>>),
+    AddRange(DynamicRange, oneshot::Sender<Result<(), SpeakerError>>),
+    RemoveRange(IpNet, oneshot::Sender<Result<(), SpeakerError>>),
+    Announce(IpNet, Box<PathAttributes>, oneshot::Sender<Result<(), SpeakerError>>),
+    Withdraw(IpNet, oneshot::Sender<Result<(), SpeakerError>>),
+    Neighbors(oneshot::Sender<Vec<NeighborStatus>>),
+    Routes(oneshot::Sender<Vec<RibEntry>>),
+    AdjOut(IpAddr, oneshot::Sender<Result<Advertised, SpeakerError>>),
+    Shutdown(Option<String>, oneshot::Sender<()>),
+}
+
+/// A running speaker, driven through this handle. Clones share the speaker.
+#[derive(Clone)]
+pub struct SpeakerHandle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<Event>,
+}
+
+/// Builds and starts speakers.
+pub struct Speaker;
+
+impl Speaker {
+    /// Binds the listeners and starts the speaker's tasks on the current tokio
+    /// runtime.
+    pub async fn start(config: SpeakerConfig) -> Result<SpeakerHandle, SpeakerError> {
+        let (accept_tx, accept_rx) = mpsc::channel(1024);
+        for &addr in &config.listen {
+            let listener = listen(addr).map_err(|source| SpeakerError::Listen { addr, source })?;
+            info!(%addr, "listening");
+            tokio::spawn(accept_loop(listener, accept_tx.clone()));
+        }
+        let (commands, command_rx) = mpsc::channel(256);
+        let (events, _) = broadcast::channel(65536);
+        let (from_neighbors, from_neighbors_rx) = mpsc::channel(1024);
+        let local = PeerMeta {
+            address: IpAddr::V4(config.router_id),
+            router_id: config.router_id,
+            kind: SourceKind::Local,
+        };
+        let state = SpeakerTask {
+            rib: Rib::new(config.best_path, local),
+            config,
+            neighbors: FxMap::default(),
+            by_addr: HashMap::new(),
+            ranges: Vec::new(),
+            events: events.clone(),
+            from_neighbors,
+            warned_8212: Default::default(),
+        };
+        tokio::spawn(state.run(command_rx, from_neighbors_rx, accept_rx));
+        Ok(SpeakerHandle { commands, events })
+    }
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    // A deep backlog: hundreds of pods may connect at once after a node restart.
+    socket.listen(4096)
+}
+
+async fn accept_loop(listener: TcpListener, to_speaker: mpsc::Sender<(TcpStream, SocketAddr)>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                if to_speaker.send((stream, addr)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+impl SpeakerHandle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| SpeakerError::Stopped)?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// Adds a neighbor; its session starts at once.
+    pub async fn add_neighbor(&self, config: NeighborConfig) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::AddNeighbor(config, tx)).await?
+    }
+
+    /// Removes a neighbor: Cease / Peer De-configured (with `message` as the
+    /// RFC 9003 shutdown communication), and its routes are withdrawn.
+    pub async fn remove_neighbor(&self, address: IpAddr, message: Option<String>) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::RemoveNeighbor(address, message, tx)).await?
+    }
+
+    /// Replaces a neighbor's policies without resetting its session: the new
+    /// import policy is applied through the soft-reconfiguration copy or a
+    /// route refresh, the new export policy at once.
+    pub async fn set_policy(
+        &self,
+        address: IpAddr,
+        import: Option<RouteMap>,
+        export: Option<RouteMap>,
+    ) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::UpdatePolicy(address, import, export, tx)).await?
+    }
+
+    /// Accepts neighbors from an address range.
+    pub async fn add_dynamic_range(&self, range: DynamicRange) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::AddRange(range, tx)).await?
+    }
+
+    /// Stops accepting neighbors from a range; those up stay up.
+    pub async fn remove_dynamic_range(&self, prefix: IpNet) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::RemoveRange(prefix, tx)).await?
+    }
+
+    /// Originates a route.
+    pub async fn announce(&self, prefix: IpNet, attrs: PathAttributes) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::Announce(prefix.trunc(), Box::new(attrs), tx)).await?
+    }
+
+    /// Stops originating a route.
+    pub async fn withdraw(&self, prefix: IpNet) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::Withdraw(prefix.trunc(), tx)).await?
+    }
+
+    /// A stream of events. A receiver that falls more than 65536 events behind
+    /// gets `Lagged` and should re-read the RIB with [`SpeakerHandle::routes`].
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The neighbors and their sessions.
+    pub async fn neighbors(&self) -> Result<Vec<NeighborStatus>, SpeakerError> {
+        self.ask(Command::Neighbors).await
+    }
+
+    /// The Loc-RIB.
+    pub async fn routes(&self) -> Result<Vec<RibEntry>, SpeakerError> {
+        self.ask(Command::Routes).await
+    }
+
+    /// What is advertised to a neighbor (its Adj-RIB-Out).
+    pub async fn advertised(&self, neighbor: IpAddr) -> Result<Advertised, SpeakerError> {
+        self.ask(|tx| Command::AdjOut(neighbor, tx)).await?
+    }
+
+    /// Closes every session with Cease / Administrative Shutdown (and the
+    /// message, RFC 9003) and stops the speaker.
+    pub async fn shutdown(&self, message: Option<String>) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::Shutdown(message, tx)).await
+    }
+}
+
+/// The routes sent to one neighbor, per family.
+#[derive(Default)]
+struct AdjOut {
+    v4: FxMap<Ipv4Net, Arc<RouteAttrs>>,
+    v6: FxMap<Ipv6Net, Arc<RouteAttrs>>,
+}
+
+/// The routes received from one neighbor before policy (soft-reconfiguration).
+#[derive(Default)]
+struct AdjIn {
+    v4: FxMap<Ipv4Net, Arc<RouteAttrs>>,
+    v6: FxMap<Ipv6Net, Arc<RouteAttrs>>,
+}
+
+/// Per-family access to the Adj-RIBs and the out queue.
+trait Family: RibPrefix + Into<IpNet> {
+    fn out(adj: &mut AdjOut) -> &mut FxMap<Self, Arc<RouteAttrs>>;
+    fn adj_in(adj: &mut AdjIn) -> &mut FxMap<Self, Arc<RouteAttrs>>;
+    fn pending(p: &mut outq::Pending) -> &mut FxMap<Self, Option<Arc<RouteAttrs>>>;
+}
+
+impl Family for Ipv4Net {
+    fn out(adj: &mut AdjOut) -> &mut FxMap<Self, Arc<RouteAttrs>> {
+        &mut adj.v4
+    }
+    fn adj_in(adj: &mut AdjIn) -> &mut FxMap<Self, Arc<RouteAttrs>> {
+        &mut adj.v4
+    }
+    fn pending(p: &mut outq::Pending) -> &mut FxMap<Self, Option<Arc<RouteAttrs>>> {
+        &mut p.v4
+    }
+}
+
+impl Family for Ipv6Net {
+    fn out(adj: &mut AdjOut) -> &mut FxMap<Self, Arc<RouteAttrs>> {
+        &mut adj.v6
+    }
+    fn adj_in(adj: &mut AdjIn) -> &mut FxMap<Self, Arc<RouteAttrs>> {
+        &mut adj.v6
+    }
+    fn pending(p: &mut outq::Pending) -> &mut FxMap<Self, Option<Arc<RouteAttrs>>> {
+        &mut p.v6
+    }
+}
+
+struct Neighbor {
+    id: PeerId,
+    config: NeighborConfig,
+    control: mpsc::Sender<Control>,
+    outq: Arc<OutQueue>,
+    dynamic_range: Option<IpNet>,
+    state: State,
+    since: Instant,
+    session: Option<Session>,
+    counters: NeighborCounters,
+    last_error: Option<String>,
+    adj_in: AdjIn,
+    adj_out: AdjOut,
+    /// The last export result and the attribute set it was computed from,
+    /// reused while the export policy does not look at prefixes.
+    export_cache: Option<(Arc<RouteAttrs>, Option<Arc<RouteAttrs>>)>,
+}
+
+struct Session {
+    negotiated: Box<Negotiated>,
+    local: SocketAddr,
+}
+
+impl Neighbor {
+    fn local_as(&self, speaker: u32) -> u32 {
+        self.config.local_as.unwrap_or(speaker)
+    }
+
+    fn is_external(&self, speaker_as: u32) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| s.negotiated.remote_as != self.local_as(speaker_as))
+    }
+
+    fn established_for(&self, family: AfiSafi) -> bool {
+        self.state == State::Established
+            && self.session.as_ref().is_some_and(|s| s.negotiated.families.contains(&family))
+    }
+}
+
+struct SpeakerTask {
+    config: SpeakerConfig,
+    rib: Rib,
+    neighbors: FxMap<PeerId, Neighbor>,
+    by_addr: HashMap<IpAddr, PeerId>,
+    ranges: Vec<DynamicRange>,
+    events: broadcast::Sender<Event>,
+    from_neighbors: mpsc::Sender<FromNeighbor>,
+    warned_8212: std::collections::HashSet<(PeerId, bool)>,
+}
+
+fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
+    let local_as = n.local_as.unwrap_or(speaker.local_as);
+    let mut c = FsmConfig::new(local_as, speaker.router_id, n.remote_as.clone());
+    c.hold_time = n.hold_time;
+    c.connect_retry = n.connect_retry;
+    c.passive = n.passive;
+    c.delay_open = n.delay_open;
+    c.capabilities = n.families.iter().map(|f| Capability::Multiprotocol(*f)).collect();
+    c.capabilities.extend([
+        Capability::RouteRefresh,
+        Capability::EnhancedRouteRefresh,
+        Capability::FourOctetAs(local_as),
+    ]);
+    c
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl SpeakerTask {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut from_neighbors: mpsc::Receiver<FromNeighbor>,
+        mut accepted: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                c = commands.recv() => match c {
+                    Some(Command::Shutdown(msg, done)) => {
+                        self.shutdown(msg).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(c) => self.command(c).await,
+                    None => {
+                        self.shutdown(None).await;
+                        return;
+                    }
+                },
+                Some(e) = from_neighbors.recv() => self.neighbor_event(e),
+                Some((stream, addr)) = accepted.recv() => self.accept(stream, addr).await,
+            }
+        }
+    }
+
+    async fn shutdown(&mut self, message: Option<String>) {
+        let controls: Vec<mpsc::Sender<Control>> = self.neighbors.values().map(|n| n.control.clone()).collect();
+        for c in controls {
+            let _ = c.send(Control::Stop(message.clone())).await;
+        }
+        // Give the final NOTIFICATIONs a moment to leave.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    fn spawn_neighbor(&mut self, config: NeighborConfig, dynamic_range: Option<IpNet>, start: Option<TcpStream>) -> PeerId {
+        let address = canonical(config.address);
+        let id = self.rib.add_peer(PeerMeta {
+            address,
+            router_id: std::net::Ipv4Addr::UNSPECIFIED,
+            kind: SourceKind::External,
+        });
+        let (control_tx, control_rx) = mpsc::channel(16);
+        let outq = Arc::new(OutQueue::default());
+        let fsm = Fsm::new(fsm_config(&self.config, &config));
+        let task = NeighborTask::new(
+            id,
+            config.clone(),
+            fsm,
+            self.from_neighbors.clone(),
+            control_rx,
+            Arc::clone(&outq),
+            dynamic_range.is_some(),
+        );
+        tokio::spawn(task.run(start));
+        self.by_addr.insert(address, id);
+        self.neighbors.insert(
+            id,
+            Neighbor {
+                id,
+                config,
+                control: control_tx,
+                outq,
+                dynamic_range,
+                state: State::Idle,
+                since: Instant::now(),
+                session: None,
+                counters: NeighborCounters::default(),
+                last_error: None,
+                adj_in: AdjIn::default(),
+                adj_out: AdjOut::default(),
+                export_cache: None,
+            },
+        );
+        id
+    }
+
+    /// A connection on the listener: to a configured neighbor's task, to a new
+    /// dynamic neighbor, or refused at once without keeping any state.
+    async fn accept(&mut self, stream: TcpStream, addr: SocketAddr) {
+        let ip = canonical(addr.ip());
+        if let Some(id) = self.by_addr.get(&ip)
+            && let Some(n) = self.neighbors.get(id)
+        {
+            let _ = n.control.send(Control::Incoming(stream)).await;
+            return;
+        }
+        let Some(range) = self.ranges.iter().find(|r| r.prefix.contains(&ip)) else {
+            debug!(%addr, "connection refused: no neighbor or range admits it");
+            return;
+        };
+        let members = self.neighbors.values().filter(|n| n.dynamic_range == Some(range.prefix)).count();
+        if members >= range.limit {
+            warn!(%addr, range = %range.prefix, "connection refused: range limit {} reached", range.limit);
+            return;
+        }
+        let mut config = range.template.clone();
+        config.address = ip;
+        config.passive = true;
+        let prefix = range.prefix;
+        info!(%addr, range = %prefix, "dynamic neighbor accepted");
+        self.spawn_neighbor(config, Some(prefix), Some(stream));
+    }
+
+    async fn command(&mut self, c: Command) {
+        match c {
+            Command::AddNeighbor(config, done) => {
+                let ip = canonical(config.address);
+                let r = if self.by_addr.contains_key(&ip) {
+                    Err(SpeakerError::NeighborExists(ip))
+                } else {
+                    self.spawn_neighbor(config, None, None);
+                    Ok(())
+                };
+                let _ = done.send(r);
+            }
+            Command::RemoveNeighbor(ip, message, done) => {
+                let ip = canonical(ip);
+                let r = match self.by_addr.remove(&ip).and_then(|id| self.neighbors.remove(&id)) {
+                    Some(n) => {
+                        let _ = n.control.send(Control::Stop(message)).await;
+                        self.withdraw_peer(n.id);
+                        Ok(())
+                    }
+                    None => Err(SpeakerError::NoSuchNeighbor(ip)),
+                };
+                let _ = done.send(r);
+            }
+            Command::UpdatePolicy(ip, import, export, done) => {
+                let _ = done.send(self.set_policy(canonical(ip), import, export).await);
+            }
+            Command::AddRange(range, done) => {
+                self.ranges.retain(|r| r.prefix != range.prefix);
+                self.ranges.push(range);
+                let _ = done.send(Ok(()));
+            }
+            Command::RemoveRange(prefix, done) => {
+                self.ranges.retain(|r| r.prefix != prefix);
+                let _ = done.send(Ok(()));
+            }
+            Command::Announce(prefix, attrs, done) => {
+                let attrs = RouteAttrs { attributes: *attrs, next_hop: None };
+                let shared = self.rib.intern(attrs);
+                match prefix {
+                    IpNet::V4(p) => self.local(p, Some(shared)),
+                    IpNet::V6(p) => self.local(p, Some(shared)),
+                }
+                let _ = done.send(Ok(()));
+            }
+            Command::Withdraw(prefix, done) => {
+                match prefix {
+                    IpNet::V4(p) => self.local(p, None),
+                    IpNet::V6(p) => self.local(p, None),
+                }
+                let _ = done.send(Ok(()));
+            }
+            Command::Neighbors(done) => {
+                let mut v: Vec<NeighborStatus> = self.neighbors.values().map(|n| self.status(n)).collect();
+                v.sort_by_key(|s| s.address);
+                let _ = done.send(v);
+            }
+            Command::Routes(done) => {
+                let mut v = self.dump::<Ipv4Net>();
+                v.extend(self.dump::<Ipv6Net>());
+                let _ = done.send(v);
+            }
+            Command::AdjOut(ip, done) => {
+                let r = match self.by_addr.get(&canonical(ip)).and_then(|id| self.neighbors.get(id)) {
+                    Some(n) => {
+                        let mut v: Advertised =
+                            n.adj_out.v4.iter().map(|(p, a)| (IpNet::V4(*p), Arc::clone(a))).collect();
+                        v.extend(n.adj_out.v6.iter().map(|(p, a)| (IpNet::V6(*p), Arc::clone(a))));
+                        v.sort_by_key(|(p, _)| *p);
+                        Ok(v)
+                    }
+                    None => Err(SpeakerError::NoSuchNeighbor(ip)),
+                };
+                let _ = done.send(r);
+            }
+            Command::Shutdown(..) => {}
+        }
+    }
+
+    fn status(&self, n: &Neighbor) -> NeighborStatus {
+        let s = n.session.as_ref();
+        NeighborStatus {
+            address: canonical(n.config.address),
+            description: n.config.description.clone(),
+            dynamic_range: n.dynamic_range,
+            state: n.state,
+            since: n.since.elapsed(),
+            remote_as: s.map(|s| s.negotiated.remote_as),
+            remote_id: s.map(|s| s.negotiated.remote_id),
+            local_as: n.local_as(self.config.local_as),
+            hold_time: s.map(|s| s.negotiated.hold_time),
+            families: s.map(|s| s.negotiated.families.clone()).unwrap_or_default(),
+            counters: n.counters.clone(),
+            last_error: n.last_error.clone(),
+        }
+    }
+
+    fn path(&self, r: &Route) -> RoutePath {
+        RoutePath {
+            neighbor: (r.peer != LOCAL).then(|| self.rib.peer(r.peer).map(|m| m.address)).flatten(),
+            next_hop: r.attrs.next_hop.clone(),
+            attrs: Arc::clone(&r.attrs),
+        }
+    }
+
+    fn dump<P: Family>(&self) -> Vec<RibEntry> {
+        let table = self.rib.table::<P>();
+        let mut v: Vec<RibEntry> = table
+            .iter()
+            .map(|(p, mp)| RibEntry {
+                prefix: (*p).into(),
+                paths: table.paths(p).iter().map(|r| self.path(r)).collect(),
+                multipath: mp.len(),
+            })
+            .collect();
+        v.sort_by_key(|e| e.prefix);
+        v
+    }
+
+    fn local<P: Family>(&mut self, prefix: P, attrs: Option<Arc<RouteAttrs>>) {
+        let mut changes = Vec::new();
+        let n = [Nlri::new(prefix)];
+        match attrs {
+            Some(a) => {
+                self.rib.announce(LOCAL, &a, &n, &mut changes);
+            }
+            None => {
+                self.rib.withdraw(LOCAL, &n, &mut changes);
+            }
+        }
+        self.propagate(changes);
+    }
+
+    async fn set_policy(&mut self, ip: IpAddr, import: Option<RouteMap>, export: Option<RouteMap>) -> Result<(), SpeakerError> {
+        let id = *self.by_addr.get(&ip).ok_or(SpeakerError::NoSuchNeighbor(ip))?;
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return Err(SpeakerError::NoSuchNeighbor(ip));
+        };
+        n.config.import = import;
+        n.config.export = export;
+        n.export_cache = None;
+        let soft = n.config.soft_reconfiguration_inbound;
+        let refresh = n.session.as_ref().is_some_and(|s| s.negotiated.route_refresh);
+        let families = n.session.as_ref().map(|s| s.negotiated.families.clone()).unwrap_or_default();
+        if soft {
+            self.reimport::<Ipv4Net>(id);
+            self.reimport::<Ipv6Net>(id);
+        } else if refresh {
+            for f in families {
+                let _ = n.control.send(Control::AskRefresh(f)).await;
+            }
+        }
+        self.reexport_all::<Ipv4Net>(id);
+        self.reexport_all::<Ipv6Net>(id);
+        Ok(())
+    }
+
+    fn neighbor_event(&mut self, e: FromNeighbor) {
+        match e {
+            FromNeighbor::State { peer, from, to } => {
+                if let Some(n) = self.neighbors.get_mut(&peer) {
+                    n.state = to;
+                    n.since = Instant::now();
+                    let _ = self.events.send(Event::NeighborState { neighbor: canonical(n.config.address), from, to });
+                    if to == State::Idle && n.dynamic_range.is_some() {
+                        // The task ends with the session; forget the neighbor.
+                        let id = n.id;
+                        let addr = canonical(n.config.address);
+                        self.withdraw_peer(id);
+                        self.neighbors.remove(&id);
+                        if self.by_addr.get(&addr) == Some(&id) {
+                            self.by_addr.remove(&addr);
+                        }
+                    }
+                }
+            }
+            FromNeighbor::Established { peer, negotiated, local } => self.established(peer, negotiated, local),
+            FromNeighbor::Down { peer, reason } => {
+                if let Some(n) = self.neighbors.get_mut(&peer) {
+                    n.last_error = Some(match &reason {
+                        DownReason::Stopped(n) => format!("stopped: {n}"),
+                        DownReason::PeerNotification(n) => format!("received {n}"),
+                        DownReason::LocalError(n) => format!("sent {n}"),
+                        DownReason::ConnectionLost => "connection lost".into(),
+                    });
+                    n.session = None;
+                    n.adj_in = AdjIn::default();
+                    n.adj_out = AdjOut::default();
+                    n.counters.accepted = 0;
+                    n.counters.advertised = 0;
+                    n.export_cache = None;
+                }
+                self.withdraw_peer(peer);
+            }
+            FromNeighbor::Update { peer, update } => self.update(peer, update),
+            FromNeighbor::RouteRefresh { peer, refresh } => self.refresh(peer, refresh),
+        }
+    }
+
+    fn established(&mut self, peer: PeerId, negotiated: Box<Negotiated>, local: SocketAddr) {
+        let Some(n) = self.neighbors.get_mut(&peer) else { return };
+        let external = negotiated.remote_as != n.local_as(self.config.local_as);
+        self.rib.set_peer(
+            peer,
+            PeerMeta {
+                address: canonical(n.config.address),
+                router_id: negotiated.remote_id,
+                kind: if external { SourceKind::External } else { SourceKind::Internal },
+            },
+        );
+        let families = negotiated.families.clone();
+        // The state change itself is reported after this event.
+        n.state = State::Established;
+        n.since = Instant::now();
+        n.session = Some(Session { negotiated, local });
+        n.last_error = None;
+        if external && (n.config.import.is_none() || n.config.export.is_none()) {
+            warn!(
+                peer = %n.config.address,
+                "RFC 8212: external neighbor without {} policy: nothing is {}",
+                if n.config.import.is_none() { "an import" } else { "an export" },
+                if n.config.import.is_none() { "accepted" } else { "advertised" },
+            );
+        }
+        self.reexport_all::<Ipv4Net>(peer);
+        self.reexport_all::<Ipv6Net>(peer);
+        if let Some(n) = self.neighbors.get(&peer) {
+            let mut q = n.outq.lock();
+            for f in families {
+                let eor = Update::end_of_rib(f);
+                q.after.push(Message::Update(eor));
+            }
+            drop(q);
+            n.outq.notify.notify_one();
+        }
+    }
+
+    fn withdraw_peer(&mut self, peer: PeerId) {
+        let mut c4 = Vec::new();
+        self.rib.withdraw_peer::<Ipv4Net>(peer, &mut c4);
+        let mut c6 = Vec::new();
+        self.rib.withdraw_peer::<Ipv6Net>(peer, &mut c6);
+        self.propagate(c4);
+        self.propagate(c6);
+    }
+
+    fn refresh(&mut self, peer: PeerId, refresh: RouteRefresh) {
+        if refresh.subtype != RouteRefreshSubtype::Request {
+            return; // BoRR/EoRR from the peer: nothing to track without stale marking.
+        }
+        let Some(n) = self.neighbors.get(&peer) else { return };
+        if !n.established_for(refresh.family) {
+            return;
+        }
+        let enhanced = n.session.as_ref().is_some_and(|s| s.negotiated.enhanced_route_refresh);
+        info!(peer = %n.config.address, family = %refresh.family, "route refresh requested");
+        if enhanced {
+            let mut q = n.outq.lock();
+            q.before.push(Message::RouteRefresh(RouteRefresh {
+                family: refresh.family,
+                subtype: RouteRefreshSubtype::BeginningOfRefresh,
+            }));
+        }
+        if refresh.family == AfiSafi::IPV4_UNICAST {
+            self.resend::<Ipv4Net>(peer);
+        } else if refresh.family == AfiSafi::IPV6_UNICAST {
+            self.resend::<Ipv6Net>(peer);
+        }
+        if let Some(n) = self.neighbors.get(&peer) {
+            let mut q = n.outq.lock();
+            q.after.push(if enhanced {
+                Message::RouteRefresh(RouteRefresh { family: refresh.family, subtype: RouteRefreshSubtype::EndOfRefresh })
+            } else {
+                Message::Update(Update::end_of_rib(refresh.family))
+            });
+            drop(q);
+            n.outq.notify.notify_one();
+        }
+    }
+
+    /// Queues everything in a neighbor's Adj-RIB-Out again.
+    fn resend<P: Family>(&mut self, peer: PeerId) {
+        let Some(n) = self.neighbors.get_mut(&peer) else { return };
+        let mut q = n.outq.lock();
+        let pending = P::pending(&mut q);
+        for (p, a) in P::out(&mut n.adj_out).iter() {
+            pending.insert(*p, Some(Arc::clone(a)));
+        }
+    }
+
+    fn update(&mut self, peer: PeerId, update: Update) {
+        let Some(n) = self.neighbors.get_mut(&peer) else { return };
+        n.counters.updates_in += 1;
+        if let Some(e) = update.errors.first() {
+            warn!(peer = %n.config.address, "UPDATE with {} attribute error(s), first: {e}", update.errors.len());
+        }
+        let mut c4 = Vec::new();
+        let mut c6 = Vec::new();
+        self.remove::<Ipv4Net>(peer, &update.withdrawn, &mut c4);
+        if let Some(MpUnreach { withdrawn, .. }) = &update.mp_unreach {
+            match withdrawn {
+                Prefixes::V4(v) => self.remove(peer, v, &mut c4),
+                Prefixes::V6(v) => self.remove(peer, v, &mut c6),
+                Prefixes::Other(_) => {}
+            }
+        }
+        let treat_as_withdraw = update.treat_as_withdraw();
+        let mut base = update.attributes;
+        let legacy_nh = base.next_hop.take();
+        if !update.nlri.is_empty() {
+            if treat_as_withdraw {
+                self.remove(peer, &update.nlri, &mut c4);
+            } else {
+                let attrs = RouteAttrs { attributes: base.clone(), next_hop: legacy_nh.map(NextHop::V4) };
+                self.import(peer, attrs, &update.nlri, &mut c4);
+            }
+        }
+        if let Some(reach) = update.mp_reach {
+            let attrs = RouteAttrs { attributes: base, next_hop: Some(reach.next_hop) };
+            match reach.nlri {
+                Prefixes::V4(v) if treat_as_withdraw => self.remove(peer, &v, &mut c4),
+                Prefixes::V6(v) if treat_as_withdraw => self.remove(peer, &v, &mut c6),
+                Prefixes::V4(v) => self.import(peer, attrs, &v, &mut c4),
+                Prefixes::V6(v) => self.import(peer, attrs, &v, &mut c6),
+                Prefixes::Other(_) => {}
+            }
+        }
+        self.propagate(c4);
+        self.propagate(c6);
+        self.check_max_prefixes(peer);
+    }
+
+    fn remove<P: Family>(&mut self, peer: PeerId, prefixes: &[Nlri<P>], changes: &mut Vec<Change<P>>) {
+        if prefixes.is_empty() {
+            return;
+        }
+        let removed = self.rib.withdraw(peer, prefixes, changes);
+        if let Some(n) = self.neighbors.get_mut(&peer) {
+            n.counters.accepted = n.counters.accepted.saturating_sub(removed as u64);
+            if n.config.soft_reconfiguration_inbound {
+                let adj = P::adj_in(&mut n.adj_in);
+                for p in prefixes {
+                    adj.remove(&p.prefix);
+                }
+            }
+        }
+    }
+
+    /// Import: loop check, RFC 8212, policy; accepted routes into the RIB.
+    fn import<P: Family>(&mut self, peer: PeerId, attrs: RouteAttrs, prefixes: &[Nlri<P>], changes: &mut Vec<Change<P>>) {
+        let speaker_as = self.config.local_as;
+        let Some(n) = self.neighbors.get_mut(&peer) else { return };
+        n.counters.received += prefixes.len() as u64;
+        let raw = self.rib.intern(attrs);
+        if n.config.soft_reconfiguration_inbound {
+            let adj = P::adj_in(&mut n.adj_in);
+            for p in prefixes {
+                adj.insert(p.prefix, Arc::clone(&raw));
+            }
+        }
+        let external = n.is_external(speaker_as);
+        let own_as = n.local_as(speaker_as);
+        let loops = raw
+            .attributes
+            .as_path
+            .as_ref()
+            .map_or(0, |p| p.segments.iter().flat_map(|s| &s.asns).filter(|&&a| a == own_as).count());
+        let reason = if loops > usize::from(n.config.allow_own_as) {
+            Some("AS path contains our AS".to_string())
+        } else if external && n.config.import.is_none() {
+            Some("no import policy for an external neighbor (RFC 8212)".to_string())
+        } else {
+            None
+        };
+        let address = canonical(n.config.address);
+        if let Some(reason) = reason {
+            if self.warned_8212.insert((peer, true)) || !reason.contains("8212") {
+                debug!(peer = %address, "rejecting {} prefixes: {reason}", prefixes.len());
+            }
+            n.counters.rejected += prefixes.len() as u64;
+            let withdrawn = self.rib.withdraw(peer, prefixes, changes);
+            n.counters.accepted = n.counters.accepted.saturating_sub(withdrawn as u64);
+            for p in prefixes {
+                let _ = self.events.send(Event::Rejected { neighbor: address, prefix: p.prefix.into(), reason: reason.clone() });
+            }
+            return;
+        }
+        let Some(policy) = n.config.import.clone() else {
+            let added = self.rib.announce(peer, &raw, prefixes, changes);
+            if let Some(n) = self.neighbors.get_mut(&peer) {
+                n.counters.accepted += added as u64;
+            }
+            return;
+        };
+        // Group prefixes by the attributes policy gives them, then one RIB call
+        // per group.
+        let mut groups: Vec<(Arc<RouteAttrs>, Vec<Nlri<P>>)> = Vec::new();
+        let mut rejected: Vec<Nlri<P>> = Vec::new();
+        for p in prefixes {
+            let net: IpNet = p.prefix.into();
+            match policy.apply(&net, &raw) {
+                Ok(None) => push_group(&mut groups, &raw, *p),
+                Ok(Some(changed)) => {
+                    let a = self.rib.intern(changed);
+                    push_group(&mut groups, &a, *p);
+                }
+                Err(why) => {
+                    let _ = self.events.send(Event::Rejected {
+                        neighbor: address,
+                        prefix: net,
+                        reason: format!("import policy {}: {why}", policy.name),
+                    });
+                    rejected.push(*p);
+                }
+            }
+        }
+        let mut added = 0;
+        for (a, ps) in &groups {
+            added += self.rib.announce(peer, a, ps, changes);
+        }
+        let removed = self.rib.withdraw(peer, &rejected, changes);
+        if let Some(n) = self.neighbors.get_mut(&peer) {
+            n.counters.accepted = (n.counters.accepted + added as u64).saturating_sub(removed as u64);
+            n.counters.rejected += rejected.len() as u64;
+        }
+    }
+
+    /// Re-applies the import policy to the soft-reconfiguration copy.
+    fn reimport<P: Family>(&mut self, peer: PeerId) {
+        let Some(n) = self.neighbors.get_mut(&peer) else { return };
+        let mut by_attrs: FxMap<*const RouteAttrs, (Arc<RouteAttrs>, Vec<Nlri<P>>)> = FxMap::default();
+        for (p, a) in P::adj_in(&mut n.adj_in).iter() {
+            by_attrs.entry(Arc::as_ptr(a)).or_insert_with(|| (Arc::clone(a), Vec::new())).1.push(Nlri::new(*p));
+        }
+        let mut changes = Vec::new();
+        for (_, (a, ps)) in by_attrs {
+            self.import(peer, (*a).clone(), &ps, &mut changes);
+        }
+        self.propagate(changes);
+    }
+
+    fn check_max_prefixes(&mut self, peer: PeerId) {
+        let Some(n) = self.neighbors.get(&peer) else { return };
+        let Some(max) = &n.config.max_prefixes else { return };
+        if n.counters.accepted <= u64::from(max.limit) {
+            return;
+        }
+        warn!(peer = %n.config.address, "{} prefixes accepted, limit {}", n.counters.accepted, max.limit);
+        if max.warning_only {
+            return;
+        }
+        let family = n.session.as_ref().and_then(|s| s.negotiated.families.first().copied()).unwrap_or(AfiSafi::IPV4_UNICAST);
+        let _ = n.control.try_send(Control::Cease(Notification::max_prefixes(family, max.limit)));
+    }
+
+    /// Sends best-path changes to subscribers and every neighbor's export.
+    fn propagate<P: Family>(&mut self, changes: Vec<Change<P>>) {
+        if changes.is_empty() {
+            return;
+        }
+        if self.events.receiver_count() > 0 {
+            for c in &changes {
+                let _ = self.events.send(Event::Route {
+                    prefix: c.prefix.into(),
+                    paths: c.paths.iter().map(|r| self.path(r)).collect(),
+                });
+            }
+        }
+        let ids: Vec<PeerId> = self.neighbors.keys().copied().collect();
+        for id in ids {
+            self.export_changes(id, &changes);
+        }
+        self.rib.collect_garbage();
+    }
+
+    fn export_changes<P: Family>(&mut self, id: PeerId, changes: &[Change<P>]) {
+        let Some(n) = self.neighbors.get(&id) else { return };
+        if !n.established_for(P::FAMILY) {
+            return;
+        }
+        let mut dirty = false;
+        for c in changes {
+            let desired = self.export_route(id, c.prefix, c.best());
+            dirty |= self.set_out(id, c.prefix, desired);
+        }
+        if dirty && let Some(n) = self.neighbors.get(&id) {
+            n.outq.notify.notify_one();
+        }
+    }
+
+    /// Recomputes everything a neighbor should have (session up, policy
+    /// changed); queues only what differs from what it has.
+    fn reexport_all<P: Family>(&mut self, id: PeerId) {
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        if !n.established_for(P::FAMILY) {
+            return;
+        }
+        let mut old = std::mem::take(P::out(&mut n.adj_out));
+        let best: Vec<(P, Route)> = self
+            .rib
+            .table::<P>()
+            .iter()
+            .filter_map(|(p, mp)| mp.first().map(|r| (*p, r.clone())))
+            .collect();
+        let mut dirty = false;
+        for (p, r) in &best {
+            let Some(desired) = self.export_route(id, *p, Some(r)) else { continue };
+            match old.remove(p) {
+                Some(had) if Arc::ptr_eq(&had, &desired) => {
+                    if let Some(n) = self.neighbors.get_mut(&id) {
+                        P::out(&mut n.adj_out).insert(*p, desired);
+                    }
+                }
+                _ => dirty |= self.set_out(id, *p, Some(desired)),
+            }
+        }
+        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        if !old.is_empty() {
+            let mut q = n.outq.lock();
+            for p in old.into_keys() {
+                P::pending(&mut q).insert(p, None);
+            }
+            dirty = true;
+        }
+        n.counters.advertised = (n.adj_out.v4.len() + n.adj_out.v6.len()) as u64;
+        if dirty {
+            n.outq.notify.notify_one();
+        }
+    }
+
+    /// Records the desired state of one prefix for a neighbor; true when it
+    /// differs from what was sent.
+    fn set_out<P: Family>(&mut self, id: PeerId, prefix: P, desired: Option<Arc<RouteAttrs>>) -> bool {
+        let Some(n) = self.neighbors.get_mut(&id) else { return false };
+        let out = P::out(&mut n.adj_out);
+        let changed = match (&desired, out.get(&prefix)) {
+            (Some(d), Some(cur)) => !Arc::ptr_eq(d, cur),
+            (None, None) => false,
+            _ => true,
+        };
+        if !changed {
+            return false;
+        }
+        match &desired {
+            Some(d) => {
+                out.insert(prefix, Arc::clone(d));
+            }
+            None => {
+                out.remove(&prefix);
+            }
+        }
+        n.counters.advertised = (n.adj_out.v4.len() + n.adj_out.v6.len()) as u64;
+        P::pending(&mut n.outq.lock()).insert(prefix, desired);
+        true
+    }
+
+    /// What neighbor `id` should hear about `prefix` whose best path is `best`:
+    /// iBGP/eBGP rules, well-known communities, next hop, then export policy.
+    fn export_route<P: Family>(&mut self, id: PeerId, prefix: P, best: Option<&Route>) -> Option<Arc<RouteAttrs>> {
+        let route = best?;
+        let speaker_as = self.config.local_as;
+        let n = self.neighbors.get(&id)?;
+        if route.peer == id {
+            return None; // never back to where it came from
+        }
+        let session = n.session.as_ref()?;
+        let to_external = session.negotiated.remote_as != n.local_as(speaker_as);
+        let from = self.rib.peer(route.peer)?.kind;
+        let from_client = self.neighbors.get(&route.peer).is_some_and(|s| s.config.route_reflector_client);
+        if from == SourceKind::Internal && !to_external && !from_client && !n.config.route_reflector_client {
+            return None; // iBGP split horizon, no reflection configured
+        }
+        let communities = &route.attrs.attributes.communities;
+        if communities.contains(&Community::NO_ADVERTISE)
+            || (to_external
+                && (communities.contains(&Community::NO_EXPORT) || communities.contains(&Community::NO_EXPORT_SUBCONFED)))
+        {
+            return None;
+        }
+        if to_external && n.config.export.is_none() {
+            if self.warned_8212.insert((id, false)) {
+                debug!(peer = %n.config.address, "not advertising: no export policy (RFC 8212)");
+            }
+            return None;
+        }
+        // Consecutive prefixes usually share attributes: reuse the last result
+        // when the policy cannot tell prefixes apart.
+        let independent = n.config.export.as_ref().is_none_or(RouteMap::is_prefix_independent);
+        if independent
+            && let Some((input, out)) = &n.export_cache
+            && Arc::ptr_eq(input, &route.attrs)
+        {
+            return out.clone();
+        }
+        let result = self.export_attrs(id, prefix.into(), route, to_external, from);
+        if independent && let Some(n) = self.neighbors.get_mut(&id) {
+            n.export_cache = Some((Arc::clone(&route.attrs), result.clone()));
+        }
+        result
+    }
+
+    fn export_attrs(&mut self, id: PeerId, prefix: IpNet, route: &Route, to_external: bool, from: SourceKind) -> Option<Arc<RouteAttrs>> {
+        let speaker_as = self.config.local_as;
+        let cluster_id = self.config.cluster_id.unwrap_or(self.config.router_id);
+        let n = self.neighbors.get(&id)?;
+        let session = n.session.as_ref()?;
+        let mut out = (*route.attrs).clone();
+        let a = &mut out.attributes;
+        let self_next_hop = to_external || n.config.next_hop_self || from == SourceKind::Local;
+        if to_external {
+            a.as_path.get_or_insert_with(Default::default).prepend(n.local_as(speaker_as), 1);
+            a.local_pref = None;
+            a.originator_id = None;
+            a.cluster_list.clear();
+            if from == SourceKind::External {
+                // RFC 4271 section 5.1.4: MED is not passed on to other ASes.
+                a.med = None;
+            }
+        } else {
+            a.local_pref = Some(a.local_pref.unwrap_or(self.config.best_path.default_local_pref));
+            a.as_path.get_or_insert_with(Default::default);
+            if from == SourceKind::Internal {
+                // Reflection (RFC 4456 section 8).
+                let origin_id = self.rib.peer(route.peer).map(|m| m.router_id);
+                a.originator_id = a.originator_id.or(origin_id);
+                a.cluster_list.insert(0, cluster_id);
+            }
+        }
+        if self_next_hop {
+            out.next_hop = Some(self_next_hop_for(prefix, session.local, &n.config)?);
+        }
+        let policy = n.config.export.clone();
+        let result = match policy {
+            Some(map) => match map.apply(&prefix, &out) {
+                Ok(None) => out,
+                Ok(Some(changed)) => changed,
+                Err(_) => return None,
+            },
+            None => out,
+        };
+        Some(self.rib.intern(result))
+    }
+}
+
+fn push_group<P: Copy>(groups: &mut Vec<(Arc<RouteAttrs>, Vec<Nlri<P>>)>, attrs: &Arc<RouteAttrs>, p: Nlri<P>) {
+    match groups.iter_mut().find(|(a, _)| Arc::ptr_eq(a, attrs)) {
+        Some((_, v)) => v.push(p),
+        None => groups.push((Arc::clone(attrs), vec![p])),
+    }
+}
+
+/// Our next hop for `prefix` on a session from `local`: the session address when
+/// it is of the prefix's family, else the configured one.
+fn self_next_hop_for(prefix: IpNet, local: SocketAddr, config: &NeighborConfig) -> Option<NextHop> {
+    match (prefix, canonical(local.ip())) {
+        (IpNet::V4(_), IpAddr::V4(a)) => Some(NextHop::V4(a)),
+        (IpNet::V4(_), IpAddr::V6(_)) => config.next_hop_v4.map(NextHop::V4),
+        (IpNet::V6(_), IpAddr::V6(a)) => Some(NextHop::V6 { global: a, link_local: None }),
+        (IpNet::V6(_), IpAddr::V4(_)) => config.next_hop_v6.map(|g| NextHop::V6 { global: g, link_local: None }),
+    }
+}

@@ -1,0 +1,461 @@
+//! Two bgp-core speakers over real TCP on loopback addresses (127.0.0.0/8, one
+//! pair per test so tests run in parallel): sessions, route exchange with
+//! attributes, withdrawals, RFC 8212, dynamic neighbors, max-prefix, removal.
+
+// A failed expectation in a test is a panic by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use bgp_core::fsm::{RemoteAs, State};
+use bgp_core::policy::{Action, Match, PrefixEntry, PrefixSet, RouteMap, Set, Term};
+use bgp_core::speaker::{
+    DynamicRange, Event, MaxPrefixes, NeighborConfig, NeighborStatus, RibEntry, Speaker,
+    SpeakerConfig, SpeakerHandle,
+};
+use bgp_core::wire::{AsPath, Community, LargeCommunity, NextHop, Origin, PathAttributes};
+use ipnet::IpNet;
+
+const PORT: u16 = 11179;
+
+fn addr(test: u8, host: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 100, test, host))
+}
+
+async fn speaker(test: u8, host: u8, asn: u32) -> SpeakerHandle {
+    let mut c = SpeakerConfig::new(asn, Ipv4Addr::new(10, 255, test, host));
+    c.listen = vec![SocketAddr::new(addr(test, host), PORT)];
+    Speaker::start(c).await.unwrap()
+}
+
+fn neighbor(test: u8, me: u8, them: u8, remote: RemoteAs) -> NeighborConfig {
+    let mut n = NeighborConfig::new(addr(test, them), remote);
+    n.port = PORT;
+    n.source_address = Some(addr(test, me));
+    n.connect_retry = Duration::from_secs(1);
+    n.import = Some(RouteMap::accept_all("in"));
+    n.export = Some(RouteMap::accept_all("out"));
+    n.next_hop_v6 = Some(format!("fd00::{me}").parse().unwrap());
+    n
+}
+
+fn attrs(communities: Vec<Community>) -> PathAttributes {
+    PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::default()),
+        med: Some(20),
+        communities,
+        large_communities: vec![LargeCommunity::new(65001, 1, 2)],
+        ..Default::default()
+    }
+}
+
+/// Polls `f` until it returns `Some`, for at most 15 s (a guard, not a measure).
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn status(s: &SpeakerHandle, peer: IpAddr) -> Option<NeighborStatus> {
+    s.neighbors()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.address == peer)
+}
+
+async fn established(s: &SpeakerHandle, peer: IpAddr) -> NeighborStatus {
+    eventually("Established", || async {
+        status(s, peer)
+            .await
+            .filter(|n| n.state == State::Established)
+    })
+    .await
+}
+
+async fn route(s: &SpeakerHandle, prefix: &str) -> Option<RibEntry> {
+    let p: IpNet = prefix.parse().unwrap();
+    s.routes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.prefix == p)
+}
+
+#[tokio::test]
+async fn routes_flow_both_ways_with_attributes() {
+    let t = 1;
+    let a = speaker(t, 1, 65001).await;
+    let b = speaker(t, 2, 65002).await;
+    // Both sides connect: one connection survives collision resolution.
+    a.add_neighbor(neighbor(t, 1, 2, RemoteAs::Number(65002)))
+        .await
+        .unwrap();
+    b.add_neighbor(neighbor(t, 2, 1, RemoteAs::External))
+        .await
+        .unwrap();
+    let sa = established(&a, addr(t, 2)).await;
+    let sb = established(&b, addr(t, 1)).await;
+    assert_eq!(sb.remote_as, Some(65001));
+    assert_eq!(sa.remote_id, Some(Ipv4Addr::new(10, 255, t, 2)));
+    assert_eq!(
+        sa.families.len(),
+        2,
+        "IPv4 and IPv6 unicast over one session"
+    );
+
+    let mut events = b.subscribe();
+    a.announce(
+        "192.0.2.0/24".parse().unwrap(),
+        attrs(vec![Community::new(65001, 100)]),
+    )
+    .await
+    .unwrap();
+    a.announce("2001:db8:1::/48".parse().unwrap(), attrs(vec![]))
+        .await
+        .unwrap();
+    b.announce("198.51.100.0/24".parse().unwrap(), attrs(vec![]))
+        .await
+        .unwrap();
+
+    let e = eventually("IPv4 route at B", || route(&b, "192.0.2.0/24")).await;
+    let p = &e.paths[0];
+    assert_eq!(p.neighbor, Some(addr(t, 1)));
+    assert_eq!(
+        p.next_hop,
+        Some(NextHop::V4(Ipv4Addr::new(127, 100, t, 1))),
+        "next hop self on eBGP"
+    );
+    let at = &p.attrs.attributes;
+    assert_eq!(
+        at.as_path,
+        Some(AsPath::from_sequence([65001])),
+        "our AS prepended"
+    );
+    assert_eq!(at.communities, vec![Community::new(65001, 100)]);
+    assert_eq!(at.large_communities, vec![LargeCommunity::new(65001, 1, 2)]);
+    assert_eq!(at.med, Some(20), "a locally originated MED is sent");
+    assert_eq!(at.local_pref, None, "no LOCAL_PREF to an external peer");
+
+    let e = eventually("IPv6 route at B", || route(&b, "2001:db8:1::/48")).await;
+    assert_eq!(
+        e.paths[0].next_hop,
+        Some(NextHop::V6 {
+            global: "fd00::1".parse().unwrap(),
+            link_local: None
+        }),
+        "IPv6 over an IPv4 session uses the configured next hop"
+    );
+    eventually("route at A", || route(&a, "198.51.100.0/24")).await;
+
+    // B tells subscribers (the FIB installer) about the new best path.
+    let got = eventually("Route event", || {
+        let r = events.try_recv().ok();
+        async move { r.filter(|e| matches!(e, Event::Route { prefix, .. } if prefix.to_string() == "192.0.2.0/24")) }
+    })
+    .await;
+    assert!(matches!(got, Event::Route { paths, .. } if paths.len() == 1));
+
+    // A's Adj-RIB-Out towards B holds what it sent, and B's counters agree.
+    let out = a.advertised(addr(t, 2)).await.unwrap();
+    assert_eq!(out.len(), 2);
+    let sb = status(&b, addr(t, 1)).await.unwrap();
+    assert_eq!(sb.counters.accepted, 2);
+
+    // Withdraw: gone at B, and B's subscribers hear about it.
+    a.withdraw("192.0.2.0/24".parse().unwrap()).await.unwrap();
+    eventually("withdrawal at B", || async {
+        route(&b, "192.0.2.0/24").await.is_none().then_some(())
+    })
+    .await;
+    let gone = eventually("withdraw event", || {
+        let r = events.try_recv().ok();
+        async move { r.filter(|e| matches!(e, Event::Route { prefix, paths } if prefix.to_string() == "192.0.2.0/24" && paths.is_empty())) }
+    })
+    .await;
+    drop(gone);
+    a.shutdown(Some("test over".into())).await.unwrap();
+    let down = eventually("session down at B", || async {
+        status(&b, addr(t, 1))
+            .await
+            .filter(|n| n.state != State::Established)
+    })
+    .await;
+    assert!(
+        down.last_error.unwrap_or_default().contains("test over"),
+        "RFC 9003 message reached B"
+    );
+    eventually("A's routes gone at B", || async {
+        route(&b, "2001:db8:1::/48").await.is_none().then_some(())
+    })
+    .await;
+    b.shutdown(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn rfc8212_external_neighbor_without_policy_exchanges_nothing() {
+    let t = 2;
+    let a = speaker(t, 1, 65001).await;
+    let b = speaker(t, 2, 65002).await;
+    let mut na = neighbor(t, 1, 2, RemoteAs::External);
+    na.export = None; // A will not advertise
+    let mut nb = neighbor(t, 2, 1, RemoteAs::External);
+    nb.import = None; // B will not accept
+    nb.passive = true;
+    a.add_neighbor(na).await.unwrap();
+    b.add_neighbor(nb).await.unwrap();
+    established(&a, addr(t, 2)).await;
+    let mut events = a.subscribe();
+    a.announce("192.0.2.0/24".parse().unwrap(), attrs(vec![]))
+        .await
+        .unwrap();
+    b.announce("198.51.100.0/24".parse().unwrap(), attrs(vec![]))
+        .await
+        .unwrap();
+    // B's route reaches A (B exports), A's never reaches B (A has no export).
+    eventually("B's route at A", || route(&a, "198.51.100.0/24")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(route(&b, "192.0.2.0/24").await.is_none());
+    assert!(a.advertised(addr(t, 2)).await.unwrap().is_empty());
+    // Now give B an import policy too: still nothing, since A has no export.
+    drop(events.try_recv());
+    a.set_policy(
+        addr(t, 2),
+        Some(RouteMap::accept_all("in")),
+        Some(RouteMap::accept_all("out")),
+    )
+    .await
+    .unwrap();
+    eventually("A's route at B after A gets an export policy", || async {
+        let s = status(&b, addr(t, 1)).await?;
+        (s.counters.rejected > 0).then_some(())
+    })
+    .await;
+    assert!(
+        route(&b, "192.0.2.0/24").await.is_none(),
+        "B still has no import policy"
+    );
+    a.shutdown(None).await.unwrap();
+    b.shutdown(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn import_policy_rejects_and_modifies() {
+    let t = 3;
+    let a = speaker(t, 1, 65001).await;
+    let b = speaker(t, 2, 65002).await;
+    let mut nb = neighbor(t, 2, 1, RemoteAs::External);
+    nb.passive = true;
+    nb.soft_reconfiguration_inbound = true;
+    // Pods may announce 192.0.2.0/24 le 32 only, and get LOCAL_PREF 200.
+    let allowed = PrefixSet::new(vec![PrefixEntry {
+        prefix: "192.0.2.0/24".parse().unwrap(),
+        ge: None,
+        le: Some(32),
+    }]);
+    nb.import = Some(RouteMap {
+        name: "pods".into(),
+        terms: vec![Term {
+            name: "vips".into(),
+            matches: vec![Match::Prefix(allowed)],
+            sets: vec![Set::LocalPref(200)],
+            action: Action::Accept,
+        }],
+        default_accept: false,
+    });
+    a.add_neighbor(neighbor(t, 1, 2, RemoteAs::External))
+        .await
+        .unwrap();
+    b.add_neighbor(nb).await.unwrap();
+    established(&b, addr(t, 1)).await;
+    let mut events = b.subscribe();
+    a.announce("192.0.2.10/32".parse().unwrap(), attrs(vec![]))
+        .await
+        .unwrap();
+    a.announce("10.0.0.0/8".parse().unwrap(), attrs(vec![]))
+        .await
+        .unwrap();
+    let e = eventually("VIP at B", || route(&b, "192.0.2.10/32")).await;
+    assert_eq!(e.paths[0].attrs.attributes.local_pref, Some(200));
+    let rejected = eventually("rejection event", || {
+        let r = events.try_recv().ok();
+        async move { r.filter(|e| matches!(e, Event::Rejected { .. })) }
+    })
+    .await;
+    let Event::Rejected {
+        prefix,
+        reason,
+        neighbor,
+    } = rejected
+    else {
+        unreachable!()
+    };
+    assert_eq!(prefix.to_string(), "10.0.0.0/8");
+    assert_eq!(neighbor, addr(t, 1));
+    assert!(reason.contains("pods"), "{reason}");
+    assert!(route(&b, "10.0.0.0/8").await.is_none());
+
+    // A new policy applies at once through the soft-reconfiguration copy.
+    b.set_policy(
+        addr(t, 1),
+        Some(RouteMap::accept_all("all")),
+        Some(RouteMap::accept_all("out")),
+    )
+    .await
+    .unwrap();
+    eventually("10/8 accepted after policy change", || {
+        route(&b, "10.0.0.0/8")
+    })
+    .await;
+    let e = route(&b, "192.0.2.10/32").await.unwrap();
+    assert_eq!(
+        e.paths[0].attrs.attributes.local_pref, None,
+        "old changes undone"
+    );
+    a.shutdown(None).await.unwrap();
+    b.shutdown(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn dynamic_range_accepts_pods_and_forgets_them() {
+    let t = 4;
+    let node = speaker(t, 1, 65000).await;
+    let mut template = neighbor(t, 1, 0, RemoteAs::External);
+    template.import = Some(RouteMap::accept_all("pods"));
+    node.add_dynamic_range(DynamicRange {
+        prefix: "127.100.4.0/24".parse().unwrap(),
+        template,
+        limit: 10,
+    })
+    .await
+    .unwrap();
+    // Two pods with their own private ASes announce the same VIP: ECMP.
+    let mut pods = Vec::new();
+    for host in [2u8, 3] {
+        let pod = speaker(t, host, 4_200_000_000 + u32::from(host)).await;
+        pod.add_neighbor(neighbor(t, host, 1, RemoteAs::External))
+            .await
+            .unwrap();
+        pod.announce("192.0.2.80/32".parse().unwrap(), attrs(vec![]))
+            .await
+            .unwrap();
+        pods.push(pod);
+    }
+    let e = eventually("ECMP over both pods", || async {
+        route(&node, "192.0.2.80/32")
+            .await
+            .filter(|e| e.multipath == 2)
+    })
+    .await;
+    let mut via: Vec<_> = e.paths.iter().map(|p| p.neighbor.unwrap()).collect();
+    via.sort();
+    assert_eq!(via, vec![addr(t, 2), addr(t, 3)]);
+    let n = status(&node, addr(t, 2)).await.unwrap();
+    assert_eq!(n.dynamic_range, Some("127.100.4.0/24".parse().unwrap()));
+
+    // One pod goes away: its path goes, and so does the dynamic neighbor.
+    pods.remove(0).shutdown(None).await.unwrap();
+    eventually("one path left", || async {
+        route(&node, "192.0.2.80/32")
+            .await
+            .filter(|e| e.paths.len() == 1)
+    })
+    .await;
+    eventually("dynamic neighbor forgotten", || async {
+        status(&node, addr(t, 2)).await.is_none().then_some(())
+    })
+    .await;
+    for p in pods {
+        p.shutdown(None).await.unwrap();
+    }
+    node.shutdown(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn max_prefixes_ceases_the_session() {
+    let t = 5;
+    let a = speaker(t, 1, 65001).await;
+    let b = speaker(t, 2, 65002).await;
+    let mut nb = neighbor(t, 2, 1, RemoteAs::External);
+    nb.passive = true;
+    nb.max_prefixes = Some(MaxPrefixes {
+        limit: 3,
+        warning_only: false,
+        restart: None,
+    });
+    a.add_neighbor(neighbor(t, 1, 2, RemoteAs::External))
+        .await
+        .unwrap();
+    b.add_neighbor(nb).await.unwrap();
+    established(&b, addr(t, 1)).await;
+    for i in 0..5u8 {
+        a.announce(format!("192.0.2.{}/32", i).parse().unwrap(), attrs(vec![]))
+            .await
+            .unwrap();
+    }
+    let s = eventually("A sees the Cease", || async {
+        status(&a, addr(t, 2)).await.filter(|s| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("Maximum Number of Prefixes"))
+        })
+    })
+    .await;
+    assert!(
+        s.last_error.unwrap().contains("limit 3"),
+        "RFC 4486 data: family and limit"
+    );
+    a.shutdown(None).await.unwrap();
+    b.shutdown(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn removing_a_neighbor_withdraws_its_routes() {
+    let t = 6;
+    let a = speaker(t, 1, 65001).await;
+    let b = speaker(t, 2, 65001).await; // iBGP
+    let mut na = neighbor(t, 1, 2, RemoteAs::Internal);
+    na.import = None; // internal: no policy needed
+    na.export = None;
+    let mut nb = neighbor(t, 2, 1, RemoteAs::Internal);
+    nb.import = None;
+    nb.export = None;
+    nb.passive = true;
+    a.add_neighbor(na).await.unwrap();
+    b.add_neighbor(nb).await.unwrap();
+    established(&b, addr(t, 1)).await;
+    a.announce("192.0.2.0/24".parse().unwrap(), attrs(vec![]))
+        .await
+        .unwrap();
+    let e = eventually("iBGP route", || route(&b, "192.0.2.0/24")).await;
+    let at = &e.paths[0].attrs.attributes;
+    assert_eq!(at.local_pref, Some(100), "LOCAL_PREF on iBGP");
+    assert_eq!(at.as_path, Some(AsPath::default()), "no prepend on iBGP");
+    b.remove_neighbor(addr(t, 1), Some("bye".into()))
+        .await
+        .unwrap();
+    assert!(route(&b, "192.0.2.0/24").await.is_none());
+    let s = eventually("A sees Cease", || async {
+        status(&a, addr(t, 2))
+            .await
+            .filter(|s| s.last_error.is_some())
+    })
+    .await;
+    assert!(s.last_error.unwrap().contains("bye"));
+    a.shutdown(None).await.unwrap();
+    b.shutdown(None).await.unwrap();
+}
