@@ -20,7 +20,11 @@ fn main() {
         let same = re.as_deref() == Some(&bytes[..]);
         println!("{arg}: reencode-identical={same}\n  {decoded:?}");
         if !same && let Some(re) = re {
-            println!("  orig {}\n  ours {}", hex::encode(&bytes), hex::encode(&re));
+            println!(
+                "  orig {}\n  ours {}",
+                hex::encode(&bytes),
+                hex::encode(&re)
+            );
         }
     }
 }

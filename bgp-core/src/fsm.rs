@@ -16,8 +16,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::wire::{
-    AS_TRANS, AddPathFamilies, AfiSafi, Capability, Context, DecodeError, Message,
-    Notification, Open, PeerKind, RouteRefresh, Update, error_code, error_subcode,
+    AS_TRANS, AddPathFamilies, AfiSafi, Capability, Context, DecodeError, Message, Notification,
+    Open, PeerKind, RouteRefresh, Update, error_code, error_subcode,
 };
 
 /// The six states of section 8.2.2.
@@ -147,7 +147,12 @@ impl FsmConfig {
 
     /// Our OPEN.
     pub fn open(&self) -> Open {
-        Open::new(self.local_as, self.hold_time, self.router_id, self.capabilities.clone())
+        Open::new(
+            self.local_as,
+            self.hold_time,
+            self.router_id,
+            self.capabilities.clone(),
+        )
     }
 }
 
@@ -203,13 +208,21 @@ impl Negotiated {
                     _ => None,
                 })
                 .collect();
-            if v.is_empty() { vec![AfiSafi::IPV4_UNICAST] } else { v }
+            if v.is_empty() {
+                vec![AfiSafi::IPV4_UNICAST]
+            } else {
+                v
+            }
         };
         let their_families = mp(theirs);
-        let families: Vec<AfiSafi> =
-            mp(ours).into_iter().filter(|f| their_families.contains(f)).collect();
+        let families: Vec<AfiSafi> = mp(ours)
+            .into_iter()
+            .filter(|f| their_families.contains(f))
+            .collect();
         let four_octet_as = ours.iter().any(|c| matches!(c, Capability::FourOctetAs(_)))
-            && theirs.iter().any(|c| matches!(c, Capability::FourOctetAs(_)));
+            && theirs
+                .iter()
+                .any(|c| matches!(c, Capability::FourOctetAs(_)));
         let add_path = |caps: &[Capability]| {
             caps.iter()
                 .filter_map(|c| match c {
@@ -488,7 +501,12 @@ impl Fsm {
         match n.keepalive_interval() {
             Some(keepalive) => {
                 self.start(Timer::Keepalive, keepalive, true, out);
-                self.start(Timer::Hold, Duration::from_secs(u64::from(n.hold_time)), false, out);
+                self.start(
+                    Timer::Hold,
+                    Duration::from_secs(u64::from(n.hold_time)),
+                    false,
+                    out,
+                );
             }
             None => {
                 out.push(Output::StopTimer(Timer::Keepalive));
@@ -501,7 +519,12 @@ impl Fsm {
         if let Some(n) = &self.negotiated
             && n.hold_time > 0
         {
-            self.start(Timer::Hold, Duration::from_secs(u64::from(n.hold_time)), false, out);
+            self.start(
+                Timer::Hold,
+                Duration::from_secs(u64::from(n.hold_time)),
+                false,
+                out,
+            );
         }
     }
 
@@ -516,7 +539,11 @@ impl Fsm {
         self.enter_idle(reason, out);
         if self.started {
             let shift = self.connect_retry_counter.saturating_sub(1).min(16);
-            let backoff = self.config.idle_hold.saturating_mul(1 << shift).min(self.config.max_idle_hold);
+            let backoff = self
+                .config
+                .idle_hold
+                .saturating_mul(1 << shift)
+                .min(self.config.max_idle_hold);
             self.start(Timer::IdleHold, backoff, true, out);
         }
     }
@@ -524,7 +551,12 @@ impl Fsm {
     /// Stops every timer, drops the connection and reports the session down if
     /// it was up.
     fn enter_idle(&mut self, reason: DownReason, out: &mut Vec<Output>) {
-        for t in [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive, Timer::DelayOpen] {
+        for t in [
+            Timer::ConnectRetry,
+            Timer::Hold,
+            Timer::Keepalive,
+            Timer::DelayOpen,
+        ] {
             out.push(Output::StopTimer(t));
         }
         self.delay_open_running = false;
@@ -594,12 +626,16 @@ impl Fsm {
                     self.state = Connect;
                 }
             }
-            (Connect | Active, Input::TimerExpired(Timer::DelayOpen)) if self.delay_open_running => {
+            (Connect | Active, Input::TimerExpired(Timer::DelayOpen))
+                if self.delay_open_running =>
+            {
                 self.delay_open_running = false;
                 self.send_open(out);
                 self.state = OpenSent;
             }
-            (Connect | Active, Input::TcpConnected) if !self.delay_open_running => self.connected(out),
+            (Connect | Active, Input::TcpConnected) if !self.delay_open_running => {
+                self.connected(out)
+            }
             (Connect, Input::TcpFailed) if self.delay_open_running => {
                 self.delay_open_running = false;
                 out.push(Output::StopTimer(Timer::DelayOpen));
@@ -619,7 +655,9 @@ impl Fsm {
             (Connect | Active, _) => self.fail(DownReason::ConnectionLost, out),
 
             // OpenSent: our OPEN is out, waiting for theirs.
-            (OpenSent, Input::Message(Message::Open(open))) => self.open_received(&open, false, out),
+            (OpenSent, Input::Message(Message::Open(open))) => {
+                self.open_received(&open, false, out)
+            }
             (OpenSent, Input::TcpFailed) => {
                 // Section 8.2.2: back to Active to listen for the peer's retry.
                 out.push(Output::Disconnect);
@@ -639,7 +677,11 @@ impl Fsm {
             }
             (OpenConfirm | Established, Input::TimerExpired(Timer::Keepalive)) => {
                 out.push(Output::Send(Message::Keepalive));
-                if let Some(k) = self.negotiated.as_ref().and_then(|n| n.keepalive_interval()) {
+                if let Some(k) = self
+                    .negotiated
+                    .as_ref()
+                    .and_then(|n| n.keepalive_interval())
+                {
                     self.start(Timer::Keepalive, k, true, out);
                 }
             }

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod fsm;
+pub mod metrics;
 pub mod policy;
 pub mod rib;
 pub mod speaker;

@@ -190,7 +190,9 @@ impl Set {
                 })
             }
             Self::Prepend { asn, times } => {
-                a.as_path.get_or_insert_with(Default::default).prepend(*asn, usize::from(*times));
+                a.as_path
+                    .get_or_insert_with(Default::default)
+                    .prepend(*asn, usize::from(*times));
             }
         }
     }
@@ -275,7 +277,11 @@ impl RouteMap {
 
     /// Runs the terms over a route. `Ok(None)`: accepted unchanged; `Ok(Some)`:
     /// accepted with these attributes; `Err`: rejected, and why.
-    pub fn apply(&self, prefix: &IpNet, attrs: &RouteAttrs) -> Result<Option<RouteAttrs>, Rejection> {
+    pub fn apply(
+        &self,
+        prefix: &IpNet,
+        attrs: &RouteAttrs,
+    ) -> Result<Option<RouteAttrs>, Rejection> {
         let mut changed: Option<RouteAttrs> = None;
         for term in &self.terms {
             let current = changed.as_ref().unwrap_or(attrs);

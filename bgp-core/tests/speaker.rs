@@ -176,6 +176,33 @@ async fn routes_flow_both_ways_with_attributes() {
     let sb = status(&b, addr(t, 1)).await.unwrap();
     assert_eq!(sb.counters.accepted, 2);
 
+    // The same figures in Prometheus form.
+    let mut registry = prometheus_client::registry::Registry::default();
+    b.metrics().register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let peer = addr(t, 1);
+    assert!(
+        text.contains(&format!("bgp_session_state{{neighbor=\"{peer}\"}} 6")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("bgp_prefixes_accepted{{neighbor=\"{peer}\"}} 2")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "bgp_messages_received_total{{neighbor=\"{peer}\",type=\"UPDATE\"}}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "bgp_messages_sent_total{{neighbor=\"{peer}\",type=\"OPEN\"}} 1"
+        )),
+        "{text}"
+    );
+
     // Withdraw: gone at B, and B's subscribers hear about it.
     a.withdraw("192.0.2.0/24".parse().unwrap()).await.unwrap();
     eventually("withdrawal at B", || async {

@@ -43,7 +43,9 @@ impl Route {
     /// Whether two routes are the same path with the same attributes (pointer
     /// comparison, valid because attributes are interned).
     pub fn same(&self, other: &Route) -> bool {
-        self.peer == other.peer && self.path_id == other.path_id && Arc::ptr_eq(&self.attrs, &other.attrs)
+        self.peer == other.peer
+            && self.path_id == other.path_id
+            && Arc::ptr_eq(&self.attrs, &other.attrs)
     }
 }
 
@@ -261,13 +263,25 @@ impl Rib {
     }
 
     /// Removes `peer`'s paths to `prefixes`; returns how many there were.
-    pub fn withdraw<P: RibPrefix>(&mut self, peer: PeerId, prefixes: &[Nlri<P>], changes: &mut Vec<Change<P>>) -> usize {
+    pub fn withdraw<P: RibPrefix>(
+        &mut self,
+        peer: PeerId,
+        prefixes: &[Nlri<P>],
+        changes: &mut Vec<Change<P>>,
+    ) -> usize {
         let (config, peers) = (self.config, std::mem::take(&mut self.peers));
         let table = P::table_mut(self);
         let mut removed = 0;
         for n in prefixes {
             let path_id = n.path_id.unwrap_or(0);
-            if remove_path(table, n.prefix, |r| r.peer == peer && r.path_id == path_id, &peers, &config, changes) {
+            if remove_path(
+                table,
+                n.prefix,
+                |r| r.peer == peer && r.path_id == path_id,
+                &peers,
+                &config,
+                changes,
+            ) {
                 removed += 1;
             }
         }
@@ -307,7 +321,10 @@ fn note_change<P: Copy>(prefix: P, dest: &Dest, before: &Snapshot, changes: &mut
     if snapshot(dest) != *before {
         changes.push(Change {
             prefix,
-            paths: dest.paths[..usize::from(dest.multipath)].iter().cloned().collect(),
+            paths: dest.paths[..usize::from(dest.multipath)]
+                .iter()
+                .cloned()
+                .collect(),
         });
     }
 }

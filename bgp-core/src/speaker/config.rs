@@ -36,9 +36,10 @@ impl SpeakerConfig {
         Self {
             local_as,
             router_id,
-            listen: vec![
-                SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), BGP_PORT),
-            ],
+            listen: vec![SocketAddr::new(
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                BGP_PORT,
+            )],
             best_path: BestPathConfig::default(),
             cluster_id: None,
         }

@@ -43,11 +43,12 @@ pub use config::{BGP_PORT, DynamicRange, MaxPrefixes, NeighborConfig, SpeakerCon
 pub use types::{Event, NeighborCounters, NeighborStatus, RibEntry, RoutePath};
 
 use crate::fsm::{DownReason, Fsm, FsmConfig, Negotiated, State};
+use crate::metrics::{Metrics, NeighborLabels, state_number};
 use crate::policy::RouteMap;
 use crate::rib::{Change, LOCAL, PeerId, PeerMeta, Rib, RibPrefix, Route, RouteAttrs, SourceKind};
 use crate::wire::{
-    AfiSafi, Capability, Community, Message, MpUnreach, NextHop, Nlri, Notification, PathAttributes, Prefixes,
-    RouteRefresh, RouteRefreshSubtype, Update,
+    AfiSafi, Capability, Community, Message, MpUnreach, NextHop, Nlri, Notification,
+    PathAttributes, Prefixes, RouteRefresh, RouteRefreshSubtype, Update,
 };
 use neighbor::{Control, FromNeighbor, NeighborTask};
 use outq::{FxMap, OutQueue};
@@ -82,11 +83,24 @@ pub type Advertised = Vec<(IpNet, Arc<RouteAttrs>)>;
 
 enum Command {
     AddNeighbor(NeighborConfig, oneshot::Sender<Result<(), SpeakerError>>),
-    RemoveNeighbor(IpAddr, Option<String>, oneshot::Sender<Result<(), SpeakerError>>),
-    UpdatePolicy(IpAddr, Option<RouteMap>, Option<RouteMap>, oneshot::Sender<Result<(), SpeakerError>>),
+    RemoveNeighbor(
+        IpAddr,
+        Option<String>,
+        oneshot::Sender<Result<(), SpeakerError>>,
+    ),
+    UpdatePolicy(
+        IpAddr,
+        Option<RouteMap>,
+        Option<RouteMap>,
+        oneshot::Sender<Result<(), SpeakerError>>,
+    ),
     AddRange(DynamicRange, oneshot::Sender<Result<(), SpeakerError>>),
     RemoveRange(IpNet, oneshot::Sender<Result<(), SpeakerError>>),
-    Announce(IpNet, Box<PathAttributes>, oneshot::Sender<Result<(), SpeakerError>>),
+    Announce(
+        IpNet,
+        Box<PathAttributes>,
+        oneshot::Sender<Result<(), SpeakerError>>,
+    ),
     Withdraw(IpNet, oneshot::Sender<Result<(), SpeakerError>>),
     Neighbors(oneshot::Sender<Vec<NeighborStatus>>),
     Routes(oneshot::Sender<Vec<RibEntry>>),
@@ -99,6 +113,7 @@ enum Command {
 pub struct SpeakerHandle {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<Event>,
+    metrics: Arc<Metrics>,
 }
 
 /// Builds and starts speakers.
@@ -122,7 +137,9 @@ impl Speaker {
             router_id: config.router_id,
             kind: SourceKind::Local,
         };
+        let metrics = Arc::new(Metrics::default());
         let state = SpeakerTask {
+            metrics: Arc::clone(&metrics),
             rib: Rib::new(config.best_path, local),
             config,
             neighbors: FxMap::default(),
@@ -133,12 +150,20 @@ impl Speaker {
             warned_8212: Default::default(),
         };
         tokio::spawn(state.run(command_rx, from_neighbors_rx, accept_rx));
-        Ok(SpeakerHandle { commands, events })
+        Ok(SpeakerHandle {
+            commands,
+            events,
+            metrics,
+        })
     }
 }
 
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     // A deep backlog: hundreds of pods may connect at once after a node restart.
@@ -162,9 +187,15 @@ async fn accept_loop(listener: TcpListener, to_speaker: mpsc::Sender<(TcpStream,
 }
 
 impl SpeakerHandle {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, SpeakerError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SpeakerError> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).await.map_err(|_| SpeakerError::Stopped)?;
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| SpeakerError::Stopped)?;
         rx.await.map_err(|_| SpeakerError::Stopped)
     }
 
@@ -175,8 +206,13 @@ impl SpeakerHandle {
 
     /// Removes a neighbor: Cease / Peer De-configured (with `message` as the
     /// RFC 9003 shutdown communication), and its routes are withdrawn.
-    pub async fn remove_neighbor(&self, address: IpAddr, message: Option<String>) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::RemoveNeighbor(address, message, tx)).await?
+    pub async fn remove_neighbor(
+        &self,
+        address: IpAddr,
+        message: Option<String>,
+    ) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::RemoveNeighbor(address, message, tx))
+            .await?
     }
 
     /// Replaces a neighbor's policies without resetting its session: the new
@@ -188,7 +224,8 @@ impl SpeakerHandle {
         import: Option<RouteMap>,
         export: Option<RouteMap>,
     ) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::UpdatePolicy(address, import, export, tx)).await?
+        self.ask(|tx| Command::UpdatePolicy(address, import, export, tx))
+            .await?
     }
 
     /// Accepts neighbors from an address range.
@@ -203,7 +240,8 @@ impl SpeakerHandle {
 
     /// Originates a route.
     pub async fn announce(&self, prefix: IpNet, attrs: PathAttributes) -> Result<(), SpeakerError> {
-        self.ask(|tx| Command::Announce(prefix.trunc(), Box::new(attrs), tx)).await?
+        self.ask(|tx| Command::Announce(prefix.trunc(), Box::new(attrs), tx))
+            .await?
     }
 
     /// Stops originating a route.
@@ -215,6 +253,11 @@ impl SpeakerHandle {
     /// gets `Lagged` and should re-read the RIB with [`SpeakerHandle::routes`].
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// The speaker's Prometheus metrics, to register in the host's registry.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// The neighbors and their sessions.
@@ -300,6 +343,7 @@ struct Neighbor {
     /// The last export result and the attribute set it was computed from,
     /// reused while the export policy does not look at prefixes.
     export_cache: Option<(Arc<RouteAttrs>, Option<Arc<RouteAttrs>>)>,
+    labels: NeighborLabels,
 }
 
 struct Session {
@@ -320,11 +364,15 @@ impl Neighbor {
 
     fn established_for(&self, family: AfiSafi) -> bool {
         self.state == State::Established
-            && self.session.as_ref().is_some_and(|s| s.negotiated.families.contains(&family))
+            && self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.negotiated.families.contains(&family))
     }
 }
 
 struct SpeakerTask {
+    metrics: Arc<Metrics>,
     config: SpeakerConfig,
     rib: Rib,
     neighbors: FxMap<PeerId, Neighbor>,
@@ -342,7 +390,11 @@ fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
     c.connect_retry = n.connect_retry;
     c.passive = n.passive;
     c.delay_open = n.delay_open;
-    c.capabilities = n.families.iter().map(|f| Capability::Multiprotocol(*f)).collect();
+    c.capabilities = n
+        .families
+        .iter()
+        .map(|f| Capability::Multiprotocol(*f))
+        .collect();
     c.capabilities.extend([
         Capability::RouteRefresh,
         Capability::EnhancedRouteRefresh,
@@ -387,7 +439,8 @@ impl SpeakerTask {
     }
 
     async fn shutdown(&mut self, message: Option<String>) {
-        let controls: Vec<mpsc::Sender<Control>> = self.neighbors.values().map(|n| n.control.clone()).collect();
+        let controls: Vec<mpsc::Sender<Control>> =
+            self.neighbors.values().map(|n| n.control.clone()).collect();
         for c in controls {
             let _ = c.send(Control::Stop(message.clone())).await;
         }
@@ -395,7 +448,12 @@ impl SpeakerTask {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
-    fn spawn_neighbor(&mut self, config: NeighborConfig, dynamic_range: Option<IpNet>, start: Option<TcpStream>) -> PeerId {
+    fn spawn_neighbor(
+        &mut self,
+        config: NeighborConfig,
+        dynamic_range: Option<IpNet>,
+        start: Option<TcpStream>,
+    ) -> PeerId {
         let address = canonical(config.address);
         let id = self.rib.add_peer(PeerMeta {
             address,
@@ -405,15 +463,15 @@ impl SpeakerTask {
         let (control_tx, control_rx) = mpsc::channel(16);
         let outq = Arc::new(OutQueue::default());
         let fsm = Fsm::new(fsm_config(&self.config, &config));
-        let task = NeighborTask::new(
-            id,
-            config.clone(),
-            fsm,
-            self.from_neighbors.clone(),
-            control_rx,
-            Arc::clone(&outq),
-            dynamic_range.is_some(),
-        );
+        let labels = Metrics::neighbor(&address);
+        let links = neighbor::Links {
+            events: self.from_neighbors.clone(),
+            control: control_rx,
+            outq: Arc::clone(&outq),
+            metrics: Arc::clone(&self.metrics),
+            labels: labels.clone(),
+        };
+        let task = NeighborTask::new(id, config.clone(), fsm, dynamic_range.is_some(), links);
         tokio::spawn(task.run(start));
         self.by_addr.insert(address, id);
         self.neighbors.insert(
@@ -432,6 +490,7 @@ impl SpeakerTask {
                 adj_in: AdjIn::default(),
                 adj_out: AdjOut::default(),
                 export_cache: None,
+                labels,
             },
         );
         id
@@ -451,7 +510,11 @@ impl SpeakerTask {
             debug!(%addr, "connection refused: no neighbor or range admits it");
             return;
         };
-        let members = self.neighbors.values().filter(|n| n.dynamic_range == Some(range.prefix)).count();
+        let members = self
+            .neighbors
+            .values()
+            .filter(|n| n.dynamic_range == Some(range.prefix))
+            .count();
         if members >= range.limit {
             warn!(%addr, range = %range.prefix, "connection refused: range limit {} reached", range.limit);
             return;
@@ -478,10 +541,15 @@ impl SpeakerTask {
             }
             Command::RemoveNeighbor(ip, message, done) => {
                 let ip = canonical(ip);
-                let r = match self.by_addr.remove(&ip).and_then(|id| self.neighbors.remove(&id)) {
+                let r = match self
+                    .by_addr
+                    .remove(&ip)
+                    .and_then(|id| self.neighbors.remove(&id))
+                {
                     Some(n) => {
                         let _ = n.control.send(Control::Stop(message)).await;
                         self.withdraw_peer(n.id);
+                        self.metrics.remove(&n.labels);
                         Ok(())
                     }
                     None => Err(SpeakerError::NoSuchNeighbor(ip)),
@@ -501,7 +569,10 @@ impl SpeakerTask {
                 let _ = done.send(Ok(()));
             }
             Command::Announce(prefix, attrs, done) => {
-                let attrs = RouteAttrs { attributes: *attrs, next_hop: None };
+                let attrs = RouteAttrs {
+                    attributes: *attrs,
+                    next_hop: None,
+                };
                 let shared = self.rib.intern(attrs);
                 match prefix {
                     IpNet::V4(p) => self.local(p, Some(shared)),
@@ -517,7 +588,8 @@ impl SpeakerTask {
                 let _ = done.send(Ok(()));
             }
             Command::Neighbors(done) => {
-                let mut v: Vec<NeighborStatus> = self.neighbors.values().map(|n| self.status(n)).collect();
+                let mut v: Vec<NeighborStatus> =
+                    self.neighbors.values().map(|n| self.status(n)).collect();
                 v.sort_by_key(|s| s.address);
                 let _ = done.send(v);
             }
@@ -527,11 +599,24 @@ impl SpeakerTask {
                 let _ = done.send(v);
             }
             Command::AdjOut(ip, done) => {
-                let r = match self.by_addr.get(&canonical(ip)).and_then(|id| self.neighbors.get(id)) {
+                let r = match self
+                    .by_addr
+                    .get(&canonical(ip))
+                    .and_then(|id| self.neighbors.get(id))
+                {
                     Some(n) => {
-                        let mut v: Advertised =
-                            n.adj_out.v4.iter().map(|(p, a)| (IpNet::V4(*p), Arc::clone(a))).collect();
-                        v.extend(n.adj_out.v6.iter().map(|(p, a)| (IpNet::V6(*p), Arc::clone(a))));
+                        let mut v: Advertised = n
+                            .adj_out
+                            .v4
+                            .iter()
+                            .map(|(p, a)| (IpNet::V4(*p), Arc::clone(a)))
+                            .collect();
+                        v.extend(
+                            n.adj_out
+                                .v6
+                                .iter()
+                                .map(|(p, a)| (IpNet::V6(*p), Arc::clone(a))),
+                        );
                         v.sort_by_key(|(p, _)| *p);
                         Ok(v)
                     }
@@ -563,7 +648,9 @@ impl SpeakerTask {
 
     fn path(&self, r: &Route) -> RoutePath {
         RoutePath {
-            neighbor: (r.peer != LOCAL).then(|| self.rib.peer(r.peer).map(|m| m.address)).flatten(),
+            neighbor: (r.peer != LOCAL)
+                .then(|| self.rib.peer(r.peer).map(|m| m.address))
+                .flatten(),
             next_hop: r.attrs.next_hop.clone(),
             attrs: Arc::clone(&r.attrs),
         }
@@ -597,8 +684,16 @@ impl SpeakerTask {
         self.propagate(changes);
     }
 
-    async fn set_policy(&mut self, ip: IpAddr, import: Option<RouteMap>, export: Option<RouteMap>) -> Result<(), SpeakerError> {
-        let id = *self.by_addr.get(&ip).ok_or(SpeakerError::NoSuchNeighbor(ip))?;
+    async fn set_policy(
+        &mut self,
+        ip: IpAddr,
+        import: Option<RouteMap>,
+        export: Option<RouteMap>,
+    ) -> Result<(), SpeakerError> {
+        let id = *self
+            .by_addr
+            .get(&ip)
+            .ok_or(SpeakerError::NoSuchNeighbor(ip))?;
         let Some(n) = self.neighbors.get_mut(&id) else {
             return Err(SpeakerError::NoSuchNeighbor(ip));
         };
@@ -606,8 +701,15 @@ impl SpeakerTask {
         n.config.export = export;
         n.export_cache = None;
         let soft = n.config.soft_reconfiguration_inbound;
-        let refresh = n.session.as_ref().is_some_and(|s| s.negotiated.route_refresh);
-        let families = n.session.as_ref().map(|s| s.negotiated.families.clone()).unwrap_or_default();
+        let refresh = n
+            .session
+            .as_ref()
+            .is_some_and(|s| s.negotiated.route_refresh);
+        let families = n
+            .session
+            .as_ref()
+            .map(|s| s.negotiated.families.clone())
+            .unwrap_or_default();
         if soft {
             self.reimport::<Ipv4Net>(id);
             self.reimport::<Ipv6Net>(id);
@@ -627,20 +729,44 @@ impl SpeakerTask {
                 if let Some(n) = self.neighbors.get_mut(&peer) {
                     n.state = to;
                     n.since = Instant::now();
-                    let _ = self.events.send(Event::NeighborState { neighbor: canonical(n.config.address), from, to });
+                    self.metrics
+                        .session_state
+                        .get_or_create(&n.labels)
+                        .set(state_number(to));
+                    self.metrics
+                        .session_transitions
+                        .get_or_create(&n.labels)
+                        .inc();
+                    if to == State::Established {
+                        self.metrics
+                            .session_established
+                            .get_or_create(&n.labels)
+                            .inc();
+                    }
+                    let _ = self.events.send(Event::NeighborState {
+                        neighbor: canonical(n.config.address),
+                        from,
+                        to,
+                    });
                     if to == State::Idle && n.dynamic_range.is_some() {
                         // The task ends with the session; forget the neighbor.
                         let id = n.id;
                         let addr = canonical(n.config.address);
                         self.withdraw_peer(id);
-                        self.neighbors.remove(&id);
+                        if let Some(gone) = self.neighbors.remove(&id) {
+                            self.metrics.remove(&gone.labels);
+                        }
                         if self.by_addr.get(&addr) == Some(&id) {
                             self.by_addr.remove(&addr);
                         }
                     }
                 }
             }
-            FromNeighbor::Established { peer, negotiated, local } => self.established(peer, negotiated, local),
+            FromNeighbor::Established {
+                peer,
+                negotiated,
+                local,
+            } => self.established(peer, negotiated, local),
             FromNeighbor::Down { peer, reason } => {
                 if let Some(n) = self.neighbors.get_mut(&peer) {
                     n.last_error = Some(match &reason {
@@ -664,14 +790,20 @@ impl SpeakerTask {
     }
 
     fn established(&mut self, peer: PeerId, negotiated: Box<Negotiated>, local: SocketAddr) {
-        let Some(n) = self.neighbors.get_mut(&peer) else { return };
+        let Some(n) = self.neighbors.get_mut(&peer) else {
+            return;
+        };
         let external = negotiated.remote_as != n.local_as(self.config.local_as);
         self.rib.set_peer(
             peer,
             PeerMeta {
                 address: canonical(n.config.address),
                 router_id: negotiated.remote_id,
-                kind: if external { SourceKind::External } else { SourceKind::Internal },
+                kind: if external {
+                    SourceKind::External
+                } else {
+                    SourceKind::Internal
+                },
             },
         );
         let families = negotiated.families.clone();
@@ -714,11 +846,16 @@ impl SpeakerTask {
         if refresh.subtype != RouteRefreshSubtype::Request {
             return; // BoRR/EoRR from the peer: nothing to track without stale marking.
         }
-        let Some(n) = self.neighbors.get(&peer) else { return };
+        let Some(n) = self.neighbors.get(&peer) else {
+            return;
+        };
         if !n.established_for(refresh.family) {
             return;
         }
-        let enhanced = n.session.as_ref().is_some_and(|s| s.negotiated.enhanced_route_refresh);
+        let enhanced = n
+            .session
+            .as_ref()
+            .is_some_and(|s| s.negotiated.enhanced_route_refresh);
         info!(peer = %n.config.address, family = %refresh.family, "route refresh requested");
         if enhanced {
             let mut q = n.outq.lock();
@@ -735,7 +872,10 @@ impl SpeakerTask {
         if let Some(n) = self.neighbors.get(&peer) {
             let mut q = n.outq.lock();
             q.after.push(if enhanced {
-                Message::RouteRefresh(RouteRefresh { family: refresh.family, subtype: RouteRefreshSubtype::EndOfRefresh })
+                Message::RouteRefresh(RouteRefresh {
+                    family: refresh.family,
+                    subtype: RouteRefreshSubtype::EndOfRefresh,
+                })
             } else {
                 Message::Update(Update::end_of_rib(refresh.family))
             });
@@ -746,7 +886,9 @@ impl SpeakerTask {
 
     /// Queues everything in a neighbor's Adj-RIB-Out again.
     fn resend<P: Family>(&mut self, peer: PeerId) {
-        let Some(n) = self.neighbors.get_mut(&peer) else { return };
+        let Some(n) = self.neighbors.get_mut(&peer) else {
+            return;
+        };
         let mut q = n.outq.lock();
         let pending = P::pending(&mut q);
         for (p, a) in P::out(&mut n.adj_out).iter() {
@@ -755,7 +897,9 @@ impl SpeakerTask {
     }
 
     fn update(&mut self, peer: PeerId, update: Update) {
-        let Some(n) = self.neighbors.get_mut(&peer) else { return };
+        let Some(n) = self.neighbors.get_mut(&peer) else {
+            return;
+        };
         n.counters.updates_in += 1;
         if let Some(e) = update.errors.first() {
             warn!(peer = %n.config.address, "UPDATE with {} attribute error(s), first: {e}", update.errors.len());
@@ -777,12 +921,18 @@ impl SpeakerTask {
             if treat_as_withdraw {
                 self.remove(peer, &update.nlri, &mut c4);
             } else {
-                let attrs = RouteAttrs { attributes: base.clone(), next_hop: legacy_nh.map(NextHop::V4) };
+                let attrs = RouteAttrs {
+                    attributes: base.clone(),
+                    next_hop: legacy_nh.map(NextHop::V4),
+                };
                 self.import(peer, attrs, &update.nlri, &mut c4);
             }
         }
         if let Some(reach) = update.mp_reach {
-            let attrs = RouteAttrs { attributes: base, next_hop: Some(reach.next_hop) };
+            let attrs = RouteAttrs {
+                attributes: base,
+                next_hop: Some(reach.next_hop),
+            };
             match reach.nlri {
                 Prefixes::V4(v) if treat_as_withdraw => self.remove(peer, &v, &mut c4),
                 Prefixes::V6(v) if treat_as_withdraw => self.remove(peer, &v, &mut c6),
@@ -793,10 +943,36 @@ impl SpeakerTask {
         }
         self.propagate(c4);
         self.propagate(c6);
+        self.sync_metrics(peer);
         self.check_max_prefixes(peer);
     }
 
-    fn remove<P: Family>(&mut self, peer: PeerId, prefixes: &[Nlri<P>], changes: &mut Vec<Change<P>>) {
+    /// Copies a neighbor's counters into its metrics.
+    fn sync_metrics(&self, peer: PeerId) {
+        let Some(n) = self.neighbors.get(&peer) else {
+            return;
+        };
+        let m = &self.metrics;
+        let c = &n.counters;
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        m.prefixes_accepted
+            .get_or_create(&n.labels)
+            .set(gauge(c.accepted));
+        m.prefixes_advertised
+            .get_or_create(&n.labels)
+            .set(gauge(c.advertised));
+        let received = m.prefixes_received.get_or_create(&n.labels);
+        received.inc_by(c.received.saturating_sub(received.get()));
+        let rejected = m.prefixes_rejected.get_or_create(&n.labels);
+        rejected.inc_by(c.rejected.saturating_sub(rejected.get()));
+    }
+
+    fn remove<P: Family>(
+        &mut self,
+        peer: PeerId,
+        prefixes: &[Nlri<P>],
+        changes: &mut Vec<Change<P>>,
+    ) {
         if prefixes.is_empty() {
             return;
         }
@@ -813,9 +989,17 @@ impl SpeakerTask {
     }
 
     /// Import: loop check, RFC 8212, policy; accepted routes into the RIB.
-    fn import<P: Family>(&mut self, peer: PeerId, attrs: RouteAttrs, prefixes: &[Nlri<P>], changes: &mut Vec<Change<P>>) {
+    fn import<P: Family>(
+        &mut self,
+        peer: PeerId,
+        attrs: RouteAttrs,
+        prefixes: &[Nlri<P>],
+        changes: &mut Vec<Change<P>>,
+    ) {
         let speaker_as = self.config.local_as;
-        let Some(n) = self.neighbors.get_mut(&peer) else { return };
+        let Some(n) = self.neighbors.get_mut(&peer) else {
+            return;
+        };
         n.counters.received += prefixes.len() as u64;
         let raw = self.rib.intern(attrs);
         if n.config.soft_reconfiguration_inbound {
@@ -826,11 +1010,13 @@ impl SpeakerTask {
         }
         let external = n.is_external(speaker_as);
         let own_as = n.local_as(speaker_as);
-        let loops = raw
-            .attributes
-            .as_path
-            .as_ref()
-            .map_or(0, |p| p.segments.iter().flat_map(|s| &s.asns).filter(|&&a| a == own_as).count());
+        let loops = raw.attributes.as_path.as_ref().map_or(0, |p| {
+            p.segments
+                .iter()
+                .flat_map(|s| &s.asns)
+                .filter(|&&a| a == own_as)
+                .count()
+        });
         let reason = if loops > usize::from(n.config.allow_own_as) {
             Some("AS path contains our AS".to_string())
         } else if external && n.config.import.is_none() {
@@ -847,7 +1033,11 @@ impl SpeakerTask {
             let withdrawn = self.rib.withdraw(peer, prefixes, changes);
             n.counters.accepted = n.counters.accepted.saturating_sub(withdrawn as u64);
             for p in prefixes {
-                let _ = self.events.send(Event::Rejected { neighbor: address, prefix: p.prefix.into(), reason: reason.clone() });
+                let _ = self.events.send(Event::Rejected {
+                    neighbor: address,
+                    prefix: p.prefix.into(),
+                    reason: reason.clone(),
+                });
             }
             return;
         }
@@ -886,17 +1076,25 @@ impl SpeakerTask {
         }
         let removed = self.rib.withdraw(peer, &rejected, changes);
         if let Some(n) = self.neighbors.get_mut(&peer) {
-            n.counters.accepted = (n.counters.accepted + added as u64).saturating_sub(removed as u64);
+            n.counters.accepted =
+                (n.counters.accepted + added as u64).saturating_sub(removed as u64);
             n.counters.rejected += rejected.len() as u64;
         }
     }
 
     /// Re-applies the import policy to the soft-reconfiguration copy.
     fn reimport<P: Family>(&mut self, peer: PeerId) {
-        let Some(n) = self.neighbors.get_mut(&peer) else { return };
-        let mut by_attrs: FxMap<*const RouteAttrs, (Arc<RouteAttrs>, Vec<Nlri<P>>)> = FxMap::default();
+        let Some(n) = self.neighbors.get_mut(&peer) else {
+            return;
+        };
+        let mut by_attrs: FxMap<*const RouteAttrs, (Arc<RouteAttrs>, Vec<Nlri<P>>)> =
+            FxMap::default();
         for (p, a) in P::adj_in(&mut n.adj_in).iter() {
-            by_attrs.entry(Arc::as_ptr(a)).or_insert_with(|| (Arc::clone(a), Vec::new())).1.push(Nlri::new(*p));
+            by_attrs
+                .entry(Arc::as_ptr(a))
+                .or_insert_with(|| (Arc::clone(a), Vec::new()))
+                .1
+                .push(Nlri::new(*p));
         }
         let mut changes = Vec::new();
         for (_, (a, ps)) in by_attrs {
@@ -906,8 +1104,12 @@ impl SpeakerTask {
     }
 
     fn check_max_prefixes(&mut self, peer: PeerId) {
-        let Some(n) = self.neighbors.get(&peer) else { return };
-        let Some(max) = &n.config.max_prefixes else { return };
+        let Some(n) = self.neighbors.get(&peer) else {
+            return;
+        };
+        let Some(max) = &n.config.max_prefixes else {
+            return;
+        };
         if n.counters.accepted <= u64::from(max.limit) {
             return;
         }
@@ -915,8 +1117,16 @@ impl SpeakerTask {
         if max.warning_only {
             return;
         }
-        let family = n.session.as_ref().and_then(|s| s.negotiated.families.first().copied()).unwrap_or(AfiSafi::IPV4_UNICAST);
-        let _ = n.control.try_send(Control::Cease(Notification::max_prefixes(family, max.limit)));
+        let family = n
+            .session
+            .as_ref()
+            .and_then(|s| s.negotiated.families.first().copied())
+            .unwrap_or(AfiSafi::IPV4_UNICAST);
+        let _ = n
+            .control
+            .try_send(Control::Cease(Notification::max_prefixes(
+                family, max.limit,
+            )));
     }
 
     /// Sends best-path changes to subscribers and every neighbor's export.
@@ -940,7 +1150,9 @@ impl SpeakerTask {
     }
 
     fn export_changes<P: Family>(&mut self, id: PeerId, changes: &[Change<P>]) {
-        let Some(n) = self.neighbors.get(&id) else { return };
+        let Some(n) = self.neighbors.get(&id) else {
+            return;
+        };
         if !n.established_for(P::FAMILY) {
             return;
         }
@@ -951,13 +1163,16 @@ impl SpeakerTask {
         }
         if dirty && let Some(n) = self.neighbors.get(&id) {
             n.outq.notify.notify_one();
+            self.sync_metrics(id);
         }
     }
 
     /// Recomputes everything a neighbor should have (session up, policy
     /// changed); queues only what differs from what it has.
     fn reexport_all<P: Family>(&mut self, id: PeerId) {
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
         if !n.established_for(P::FAMILY) {
             return;
         }
@@ -970,7 +1185,9 @@ impl SpeakerTask {
             .collect();
         let mut dirty = false;
         for (p, r) in &best {
-            let Some(desired) = self.export_route(id, *p, Some(r)) else { continue };
+            let Some(desired) = self.export_route(id, *p, Some(r)) else {
+                continue;
+            };
             match old.remove(p) {
                 Some(had) if Arc::ptr_eq(&had, &desired) => {
                     if let Some(n) = self.neighbors.get_mut(&id) {
@@ -980,7 +1197,9 @@ impl SpeakerTask {
                 _ => dirty |= self.set_out(id, *p, Some(desired)),
             }
         }
-        let Some(n) = self.neighbors.get_mut(&id) else { return };
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
         if !old.is_empty() {
             let mut q = n.outq.lock();
             for p in old.into_keys() {
@@ -996,8 +1215,15 @@ impl SpeakerTask {
 
     /// Records the desired state of one prefix for a neighbor; true when it
     /// differs from what was sent.
-    fn set_out<P: Family>(&mut self, id: PeerId, prefix: P, desired: Option<Arc<RouteAttrs>>) -> bool {
-        let Some(n) = self.neighbors.get_mut(&id) else { return false };
+    fn set_out<P: Family>(
+        &mut self,
+        id: PeerId,
+        prefix: P,
+        desired: Option<Arc<RouteAttrs>>,
+    ) -> bool {
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return false;
+        };
         let out = P::out(&mut n.adj_out);
         let changed = match (&desired, out.get(&prefix)) {
             (Some(d), Some(cur)) => !Arc::ptr_eq(d, cur),
@@ -1022,7 +1248,12 @@ impl SpeakerTask {
 
     /// What neighbor `id` should hear about `prefix` whose best path is `best`:
     /// iBGP/eBGP rules, well-known communities, next hop, then export policy.
-    fn export_route<P: Family>(&mut self, id: PeerId, prefix: P, best: Option<&Route>) -> Option<Arc<RouteAttrs>> {
+    fn export_route<P: Family>(
+        &mut self,
+        id: PeerId,
+        prefix: P,
+        best: Option<&Route>,
+    ) -> Option<Arc<RouteAttrs>> {
         let route = best?;
         let speaker_as = self.config.local_as;
         let n = self.neighbors.get(&id)?;
@@ -1032,14 +1263,22 @@ impl SpeakerTask {
         let session = n.session.as_ref()?;
         let to_external = session.negotiated.remote_as != n.local_as(speaker_as);
         let from = self.rib.peer(route.peer)?.kind;
-        let from_client = self.neighbors.get(&route.peer).is_some_and(|s| s.config.route_reflector_client);
-        if from == SourceKind::Internal && !to_external && !from_client && !n.config.route_reflector_client {
+        let from_client = self
+            .neighbors
+            .get(&route.peer)
+            .is_some_and(|s| s.config.route_reflector_client);
+        if from == SourceKind::Internal
+            && !to_external
+            && !from_client
+            && !n.config.route_reflector_client
+        {
             return None; // iBGP split horizon, no reflection configured
         }
         let communities = &route.attrs.attributes.communities;
         if communities.contains(&Community::NO_ADVERTISE)
             || (to_external
-                && (communities.contains(&Community::NO_EXPORT) || communities.contains(&Community::NO_EXPORT_SUBCONFED)))
+                && (communities.contains(&Community::NO_EXPORT)
+                    || communities.contains(&Community::NO_EXPORT_SUBCONFED)))
         {
             return None;
         }
@@ -1051,7 +1290,11 @@ impl SpeakerTask {
         }
         // Consecutive prefixes usually share attributes: reuse the last result
         // when the policy cannot tell prefixes apart.
-        let independent = n.config.export.as_ref().is_none_or(RouteMap::is_prefix_independent);
+        let independent = n
+            .config
+            .export
+            .as_ref()
+            .is_none_or(RouteMap::is_prefix_independent);
         if independent
             && let Some((input, out)) = &n.export_cache
             && Arc::ptr_eq(input, &route.attrs)
@@ -1065,7 +1308,14 @@ impl SpeakerTask {
         result
     }
 
-    fn export_attrs(&mut self, id: PeerId, prefix: IpNet, route: &Route, to_external: bool, from: SourceKind) -> Option<Arc<RouteAttrs>> {
+    fn export_attrs(
+        &mut self,
+        id: PeerId,
+        prefix: IpNet,
+        route: &Route,
+        to_external: bool,
+        from: SourceKind,
+    ) -> Option<Arc<RouteAttrs>> {
         let speaker_as = self.config.local_as;
         let cluster_id = self.config.cluster_id.unwrap_or(self.config.router_id);
         let n = self.neighbors.get(&id)?;
@@ -1074,7 +1324,9 @@ impl SpeakerTask {
         let a = &mut out.attributes;
         let self_next_hop = to_external || n.config.next_hop_self || from == SourceKind::Local;
         if to_external {
-            a.as_path.get_or_insert_with(Default::default).prepend(n.local_as(speaker_as), 1);
+            a.as_path
+                .get_or_insert_with(Default::default)
+                .prepend(n.local_as(speaker_as), 1);
             a.local_pref = None;
             a.originator_id = None;
             a.cluster_list.clear();
@@ -1083,7 +1335,10 @@ impl SpeakerTask {
                 a.med = None;
             }
         } else {
-            a.local_pref = Some(a.local_pref.unwrap_or(self.config.best_path.default_local_pref));
+            a.local_pref = Some(
+                a.local_pref
+                    .unwrap_or(self.config.best_path.default_local_pref),
+            );
             a.as_path.get_or_insert_with(Default::default);
             if from == SourceKind::Internal {
                 // Reflection (RFC 4456 section 8).
@@ -1108,7 +1363,11 @@ impl SpeakerTask {
     }
 }
 
-fn push_group<P: Copy>(groups: &mut Vec<(Arc<RouteAttrs>, Vec<Nlri<P>>)>, attrs: &Arc<RouteAttrs>, p: Nlri<P>) {
+fn push_group<P: Copy>(
+    groups: &mut Vec<(Arc<RouteAttrs>, Vec<Nlri<P>>)>,
+    attrs: &Arc<RouteAttrs>,
+    p: Nlri<P>,
+) {
     match groups.iter_mut().find(|(a, _)| Arc::ptr_eq(a, attrs)) {
         Some((_, v)) => v.push(p),
         None => groups.push((Arc::clone(attrs), vec![p])),
@@ -1121,7 +1380,13 @@ fn self_next_hop_for(prefix: IpNet, local: SocketAddr, config: &NeighborConfig) 
     match (prefix, canonical(local.ip())) {
         (IpNet::V4(_), IpAddr::V4(a)) => Some(NextHop::V4(a)),
         (IpNet::V4(_), IpAddr::V6(_)) => config.next_hop_v4.map(NextHop::V4),
-        (IpNet::V6(_), IpAddr::V6(a)) => Some(NextHop::V6 { global: a, link_local: None }),
-        (IpNet::V6(_), IpAddr::V4(_)) => config.next_hop_v6.map(|g| NextHop::V6 { global: g, link_local: None }),
+        (IpNet::V6(_), IpAddr::V6(a)) => Some(NextHop::V6 {
+            global: a,
+            link_local: None,
+        }),
+        (IpNet::V6(_), IpAddr::V4(_)) => config.next_hop_v6.map(|g| NextHop::V6 {
+            global: g,
+            link_local: None,
+        }),
     }
 }

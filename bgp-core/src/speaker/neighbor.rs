@@ -23,9 +23,11 @@ use tracing::{debug, info, warn};
 use super::config::NeighborConfig;
 use super::outq::{OutQueue, Pending};
 use crate::fsm::{DownReason, Fsm, Input, Negotiated, Output, State, Timer, resolve_collision};
+use crate::metrics::{Metrics, NeighborLabels};
 use crate::rib::{PeerId, RouteAttrs};
 use crate::wire::{
-    Context, Framer, Message, NextHop, Nlri, Notification, Prefix, RouteRefresh, Update, UpdatePacker,
+    Context, Framer, Message, NextHop, Nlri, Notification, Prefix, RouteRefresh, Update,
+    UpdatePacker,
 };
 
 /// Stop filling the write buffer above this many octets.
@@ -212,6 +214,22 @@ impl Drain {
     }
 }
 
+/// Counts the messages in a run of whole encoded messages.
+fn count_messages(mut buf: &[u8]) -> u64 {
+    let mut n = 0;
+    while let Some(len) = buf
+        .get(16..18)
+        .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+    {
+        if len < crate::wire::HEADER_LEN || len > buf.len() {
+            break;
+        }
+        buf = &buf[len..];
+        n += 1;
+    }
+    n
+}
+
 fn encode(m: &Message, ctx: &Context, out: &mut BytesMut) {
     if let Err(e) = m.encode(ctx, out) {
         warn!("cannot encode {:?}: {e}", m.kind());
@@ -220,9 +238,17 @@ fn encode(m: &Message, ctx: &Context, out: &mut BytesMut) {
 
 /// Packs one group: IPv4 with an IPv4 next hop in the NLRI field, the rest in
 /// MP_REACH_NLRI.
-fn announce<P: Prefix>(packer: &UpdatePacker, attrs: &RouteAttrs, prefixes: &[Nlri<P>], out: &mut BytesMut) {
+fn announce<P: Prefix>(
+    packer: &UpdatePacker,
+    attrs: &RouteAttrs,
+    prefixes: &[Nlri<P>],
+    out: &mut BytesMut,
+) {
     let mut a = attrs.attributes.clone();
-    let result = match (&attrs.next_hop, P::FAMILY == crate::wire::AfiSafi::IPV4_UNICAST) {
+    let result = match (
+        &attrs.next_hop,
+        P::FAMILY == crate::wire::AfiSafi::IPV4_UNICAST,
+    ) {
         (Some(NextHop::V4(nh)), true) => {
             a.next_hop = Some(*nh);
             packer.announce(&a, None, prefixes, out)
@@ -236,6 +262,15 @@ fn announce<P: Prefix>(packer: &UpdatePacker, attrs: &RouteAttrs, prefixes: &[Nl
     if let Err(e) = result {
         warn!("cannot pack {} routes: {e}", prefixes.len());
     }
+}
+
+/// How a neighbor task is connected to the rest of the speaker.
+pub(crate) struct Links {
+    pub(crate) events: mpsc::Sender<FromNeighbor>,
+    pub(crate) control: mpsc::Receiver<Control>,
+    pub(crate) outq: Arc<OutQueue>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) labels: NeighborLabels,
 }
 
 pub(crate) struct NeighborTask {
@@ -255,6 +290,8 @@ pub(crate) struct NeighborTask {
     connecting: Option<Connecting>,
     drain: Drain,
     stopping: bool,
+    metrics: Arc<Metrics>,
+    labels: NeighborLabels,
 }
 
 enum Wake {
@@ -276,25 +313,29 @@ fn timer_index(t: Timer) -> usize {
     }
 }
 
-const TIMERS: [Timer; 5] = [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive, Timer::DelayOpen, Timer::IdleHold];
+const TIMERS: [Timer; 5] = [
+    Timer::ConnectRetry,
+    Timer::Hold,
+    Timer::Keepalive,
+    Timer::DelayOpen,
+    Timer::IdleHold,
+];
 
 impl NeighborTask {
     pub(crate) fn new(
         id: PeerId,
         config: NeighborConfig,
         fsm: Fsm,
-        events: mpsc::Sender<FromNeighbor>,
-        control: mpsc::Receiver<Control>,
-        outq: Arc<OutQueue>,
         dynamic: bool,
+        links: Links,
     ) -> Self {
         Self {
             id,
             config,
             fsm,
-            events,
-            control,
-            outq,
+            events: links.events,
+            control: links.control,
+            outq: links.outq,
             dynamic,
             timers: [None; 5],
             conn: None,
@@ -302,6 +343,8 @@ impl NeighborTask {
             connecting: None,
             drain: Drain::default(),
             stopping: false,
+            metrics: links.metrics,
+            labels: links.labels,
         }
     }
 
@@ -381,11 +424,15 @@ impl NeighborTask {
         let connecting = &mut self.connecting;
         let outq = &self.outq;
         let (rd, wr) = match self.conn.as_mut() {
-            Some(c) => (Some((&mut c.rd, &mut c.rbuf)), Some((&mut c.wr, &mut c.wbuf))),
+            Some(c) => (
+                Some((&mut c.rd, &mut c.rbuf)),
+                Some((&mut c.wr, &mut c.wbuf)),
+            ),
             None => (None, None),
         };
         let want_write = wr.as_ref().is_some_and(|(_, b)| !b.is_empty());
-        let want_queue = established && drained && wr.as_ref().is_some_and(|(_, b)| b.len() < HIGH_WATER);
+        let want_queue =
+            established && drained && wr.as_ref().is_some_and(|(_, b)| b.len() < HIGH_WATER);
         tokio::select! {
             c = control.recv() => Wake::Control(c),
             r = async {
@@ -422,7 +469,9 @@ impl NeighborTask {
             return;
         }
         let ctx = self.tx_context();
-        let Some(conn) = self.conn.as_mut() else { return };
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
         if conn.wbuf.len() >= HIGH_WATER {
             return;
         }
@@ -435,7 +484,13 @@ impl NeighborTask {
         }
         // More may be queued meanwhile: the permit `notify_one` leaves wakes
         // the task again once this drain is done.
+        let before = conn.wbuf.len();
         self.drain.fill(&ctx, &mut conn.wbuf, HIGH_WATER);
+        let sent = count_messages(&conn.wbuf[before..]);
+        if sent > 0 {
+            self.metrics
+                .message(&self.labels, crate::wire::MessageType::Update, true, sent);
+        }
     }
 
     async fn adopt(&mut self, stream: TcpStream, outgoing: bool) {
@@ -467,8 +522,12 @@ impl NeighborTask {
                     Some(msg) => out
                         .into_iter()
                         .map(|o| match o {
-                            Output::Send(Message::Notification(n)) if n.code == crate::wire::error_code::CEASE => {
-                                Output::Send(Message::Notification(Notification::cease_with_message(n.subcode, &msg)))
+                            Output::Send(Message::Notification(n))
+                                if n.code == crate::wire::error_code::CEASE =>
+                            {
+                                Output::Send(Message::Notification(
+                                    Notification::cease_with_message(n.subcode, &msg),
+                                ))
                             }
                             o => o,
                         })
@@ -487,7 +546,11 @@ impl NeighborTask {
                 {
                     let ctx = self.tx_context();
                     if let Some(c) = self.conn.as_mut() {
-                        encode(&Message::RouteRefresh(RouteRefresh::request(family)), &ctx, &mut c.wbuf);
+                        encode(
+                            &Message::RouteRefresh(RouteRefresh::request(family)),
+                            &ctx,
+                            &mut c.wbuf,
+                        );
                     }
                 }
             }
@@ -547,7 +610,9 @@ impl NeighborTask {
     async fn frames(&mut self) {
         loop {
             let ctx = self.rx_context();
-            let Some(conn) = self.conn.as_mut() else { return };
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
             let frame = match conn.framer.next_frame(&mut conn.rbuf) {
                 Ok(Some(f)) => f,
                 Ok(None) => return,
@@ -559,7 +624,10 @@ impl NeighborTask {
                 }
             };
             let input = match Message::decode(&frame, &ctx) {
-                Ok(m) => Input::Message(m),
+                Ok(m) => {
+                    self.metrics.message(&self.labels, m.kind(), false, 1);
+                    Input::Message(m)
+                }
                 Err(e) => {
                     warn!(peer = %self.config.address, "malformed message: {e}");
                     Input::Malformed(e)
@@ -597,6 +665,7 @@ impl NeighborTask {
                     }
                 }
                 Output::Send(m) => {
+                    self.metrics.message(&self.labels, m.kind(), true, 1);
                     let ctx = self.tx_context();
                     if let Message::Notification(n) = &m {
                         warn!(peer = %self.config.address, "sending NOTIFICATION {n}");
@@ -605,14 +674,27 @@ impl NeighborTask {
                         encode(&m, &ctx, &mut c.wbuf);
                     }
                 }
-                Output::StartTimer { timer, duration, jitter } => {
-                    let d = if jitter { duration.mul_f64(0.75 + fastrand::f64() * 0.25) } else { duration };
+                Output::StartTimer {
+                    timer,
+                    duration,
+                    jitter,
+                } => {
+                    let d = if jitter {
+                        duration.mul_f64(0.75 + fastrand::f64() * 0.25)
+                    } else {
+                        duration
+                    };
                     self.timers[timer_index(timer)] = Some(Instant::now() + d);
                 }
                 Output::StopTimer(timer) => self.timers[timer_index(timer)] = None,
                 Output::StateChanged { from, to } => {
                     info!(peer = %self.config.address, "{from} -> {to}");
-                    self.send(FromNeighbor::State { peer: self.id, from, to }).await;
+                    self.send(FromNeighbor::State {
+                        peer: self.id,
+                        from,
+                        to,
+                    })
+                    .await;
                     if to == State::OpenConfirm
                         && let Some(parked) = self.parked.take()
                     {
@@ -620,19 +702,40 @@ impl NeighborTask {
                     }
                 }
                 Output::Established(n) => {
-                    let Some(conn) = self.conn.as_mut() else { continue };
+                    let Some(conn) = self.conn.as_mut() else {
+                        continue;
+                    };
                     conn.framer.set_max_len(n.rx.max_message_len());
                     let local = conn.local;
-                    self.send(FromNeighbor::Established { peer: self.id, negotiated: n, local }).await;
+                    self.send(FromNeighbor::Established {
+                        peer: self.id,
+                        negotiated: n,
+                        local,
+                    })
+                    .await;
                 }
                 Output::Down(reason) => {
                     self.outq.clear();
                     self.drain = Drain::default();
-                    self.send(FromNeighbor::Down { peer: self.id, reason }).await;
+                    self.send(FromNeighbor::Down {
+                        peer: self.id,
+                        reason,
+                    })
+                    .await;
                 }
-                Output::Update(update) => self.send(FromNeighbor::Update { peer: self.id, update }).await,
+                Output::Update(update) => {
+                    self.send(FromNeighbor::Update {
+                        peer: self.id,
+                        update,
+                    })
+                    .await
+                }
                 Output::RouteRefresh(refresh) => {
-                    self.send(FromNeighbor::RouteRefresh { peer: self.id, refresh }).await;
+                    self.send(FromNeighbor::RouteRefresh {
+                        peer: self.id,
+                        refresh,
+                    })
+                    .await;
                 }
             }
         }
@@ -664,7 +767,10 @@ async fn connect(config: NeighborConfig) -> io::Result<TcpStream> {
         socket.bind(&SocketAddr::new(src, 0).into())?;
     }
     let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
-    tokio::time::timeout(config.connect_retry.max(Duration::from_secs(1)), socket.connect(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+    tokio::time::timeout(
+        config.connect_retry.max(Duration::from_secs(1)),
+        socket.connect(addr),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
 }
