@@ -427,6 +427,12 @@ impl Fsm {
         self.negotiated.as_ref()
     }
 
+    /// Whether the neighbor is started (administratively up): only then does the
+    /// FSM leave Idle on its own or accept a connection.
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
     /// Failed connection attempts in a row (section 8: ConnectRetryCounter).
     pub fn connect_retry_counter(&self) -> u32 {
         self.connect_retry_counter

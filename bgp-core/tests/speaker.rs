@@ -446,6 +446,54 @@ async fn max_prefixes_ceases_the_session() {
         s.last_error.unwrap().contains("limit 3"),
         "RFC 4486 data: family and limit"
     );
+    // Without a restart time B stays down, though A keeps trying to connect.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = status(&b, addr(t, 1)).await.unwrap();
+    assert_eq!(s.state, State::Idle, "no restart after a max-prefix cease");
+    a.shutdown(None).await.unwrap();
+    b.shutdown(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn max_prefixes_restart_after_the_configured_time() {
+    let t = 7;
+    let a = speaker(t, 1, 65001).await;
+    let b = speaker(t, 2, 65002).await;
+    let mut nb = neighbor(t, 2, 1, RemoteAs::External);
+    nb.max_prefixes = Some(MaxPrefixes {
+        limit: 1,
+        warning_only: false,
+        restart: Some(Duration::from_secs(1)),
+    });
+    let mut events = b.subscribe();
+    a.add_neighbor(neighbor(t, 1, 2, RemoteAs::External))
+        .await
+        .unwrap();
+    b.add_neighbor(nb).await.unwrap();
+    a.announce("192.0.2.1/32".parse().unwrap(), attrs(vec![]))
+        .await
+        .unwrap();
+    a.announce("192.0.2.2/32".parse().unwrap(), attrs(vec![]))
+        .await
+        .unwrap();
+    // Established, ceased, and Established again on its own.
+    let mut established = 0;
+    eventually("two sessions", || {
+        while let Ok(e) = events.try_recv() {
+            if matches!(
+                e,
+                Event::NeighborState {
+                    to: State::Established,
+                    ..
+                }
+            ) {
+                established += 1;
+            }
+        }
+        let done = established >= 2;
+        async move { done.then_some(()) }
+    })
+    .await;
     a.shutdown(None).await.unwrap();
     b.shutdown(None).await.unwrap();
 }

@@ -1122,11 +1122,8 @@ impl SpeakerTask {
             .as_ref()
             .and_then(|s| s.negotiated.families.first().copied())
             .unwrap_or(AfiSafi::IPV4_UNICAST);
-        let _ = n
-            .control
-            .try_send(Control::Cease(Notification::max_prefixes(
-                family, max.limit,
-            )));
+        let cease = Notification::max_prefixes(family, max.limit);
+        let _ = n.control.try_send(Control::Cease(cease, max.restart));
     }
 
     /// Sends best-path changes to subscribers and every neighbor's export.

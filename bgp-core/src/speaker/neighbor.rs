@@ -71,8 +71,9 @@ pub(crate) enum Control {
     Incoming(TcpStream),
     /// Stop for good: Cease, close, end the task.
     Stop(Option<String>),
-    /// Close with this NOTIFICATION and restart later (max prefixes, ...).
-    Cease(Notification),
+    /// Close with this NOTIFICATION, then start again after the given time, or
+    /// stay down until reconfigured when none is given (max prefixes).
+    Cease(Notification, Option<Duration>),
     /// Ask the peer to send its routes of a family again.
     AskRefresh(crate::wire::AfiSafi),
 }
@@ -536,9 +537,19 @@ impl NeighborTask {
                 };
                 self.execute(out, false).await;
             }
-            Control::Cease(n) => {
+            Control::Cease(n, restart) => {
                 let out = self.fsm.handle(Input::AutomaticStop(n));
                 self.execute(out, false).await;
+                match restart {
+                    Some(after) => {
+                        self.timers[timer_index(Timer::IdleHold)] = Some(Instant::now() + after)
+                    }
+                    None => {
+                        // Idle and no longer started: no automatic restart.
+                        let out = self.fsm.handle(Input::ManualStop);
+                        self.execute(out, false).await;
+                    }
+                }
             }
             Control::AskRefresh(family) => {
                 if self.fsm.state() == State::Established
@@ -560,7 +571,7 @@ impl NeighborTask {
     /// Section 6.8: an incoming connection while we already have one.
     async fn incoming(&mut self, stream: TcpStream) {
         match self.fsm.state() {
-            State::Idle if self.stopping => drop(stream),
+            State::Idle if self.stopping || !self.fsm.is_started() => drop(stream),
             State::Idle | State::Connect | State::Active => {
                 self.connecting = None;
                 if self.fsm.state() == State::Idle {
