@@ -21,7 +21,7 @@ use crate::wire::{
 };
 
 /// The six states of section 8.2.2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum State {
     /// Refusing connections, waiting for a start event.
     Idle,

@@ -534,3 +534,33 @@ async fn removing_a_neighbor_withdraws_its_routes() {
     a.shutdown(None).await.unwrap();
     b.shutdown(None).await.unwrap();
 }
+
+/// Status and RIB dumps serialize (for status commands and APIs).
+#[test]
+fn state_serializes_to_json() {
+    use bgp_core::rib::RouteAttrs;
+    use bgp_core::speaker::RoutePath;
+    use std::sync::Arc;
+    let entry = RibEntry {
+        prefix: "192.0.2.0/24".parse().unwrap(),
+        paths: vec![RoutePath {
+            neighbor: Some(addr(9, 1)),
+            next_hop: Some(NextHop::V4(Ipv4Addr::new(192, 0, 2, 1))),
+            attrs: Arc::new(RouteAttrs {
+                attributes: attrs(vec![Community::NO_EXPORT, Community::new(65001, 7)]),
+                next_hop: None,
+            }),
+        }],
+        multipath: 1,
+    };
+    let json = serde_json::to_value(&entry).unwrap();
+    assert_eq!(json["prefix"], "192.0.2.0/24");
+    let a = &json["paths"][0]["attrs"]["attributes"];
+    assert_eq!(
+        a["communities"],
+        serde_json::json!(["no-export", "65001:7"])
+    );
+    assert_eq!(a["large_communities"], serde_json::json!(["65001:1:2"]));
+    assert_eq!(a["med"], 20);
+    assert_eq!(a["origin"], "Igp");
+}

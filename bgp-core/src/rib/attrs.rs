@@ -11,7 +11,7 @@ use crate::wire::{NextHop, PathAttributes};
 
 /// What a route carries besides its prefix: the path attributes and the next
 /// hop (from NEXT_HOP or MP_REACH_NLRI), as one shareable set.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct RouteAttrs {
     /// The path attributes; `attributes.next_hop` is not used, see `next_hop`.
     pub attributes: PathAttributes,

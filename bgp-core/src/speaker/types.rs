@@ -11,7 +11,7 @@ use crate::rib::RouteAttrs;
 use crate::wire::{AfiSafi, NextHop};
 
 /// One path of a route, as a FIB installer or a status command sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RoutePath {
     /// The neighbor it came from; `None` for a local route.
     pub neighbor: Option<IpAddr>,
@@ -22,7 +22,7 @@ pub struct RoutePath {
 }
 
 /// Something that happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Event {
     /// A neighbor's session changed state.
     NeighborState {
@@ -53,7 +53,7 @@ pub enum Event {
 }
 
 /// Counters of one neighbor.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct NeighborCounters {
     /// Prefixes announced by the neighbor (counting repeats).
     pub received: u64,
@@ -68,7 +68,7 @@ pub struct NeighborCounters {
 }
 
 /// The state of one neighbor, as `show bgp neighbors` would print it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NeighborStatus {
     /// Address.
     pub address: IpAddr,
@@ -97,7 +97,7 @@ pub struct NeighborStatus {
 }
 
 /// A Loc-RIB entry: a prefix and all its paths, best first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RibEntry {
     /// The prefix.
     pub prefix: IpNet,

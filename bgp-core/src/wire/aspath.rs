@@ -19,7 +19,7 @@ use super::open::AS_TRANS;
 use super::reader::Reader;
 
 /// The kind of an AS_PATH segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum SegmentType {
     /// AS_SET (1): unordered, counts as one AS.
     Set,
@@ -58,7 +58,7 @@ impl SegmentType {
 }
 
 /// One AS_PATH segment.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Segment {
     /// Set or sequence, confederation or not.
     pub kind: SegmentType,
@@ -67,7 +67,7 @@ pub struct Segment {
 }
 
 /// An AS path: a list of segments, 4-octet AS numbers throughout.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct AsPath {
     /// The segments, nearest AS first.
     pub segments: Vec<Segment>,

@@ -108,7 +108,7 @@ pub fn type_name(code: u8) -> &'static str {
 }
 
 /// ORIGIN values (RFC 4271 section 5.1.1), in order of preference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Origin {
     /// Learned from an interior protocol, or configured (0).
     Igp,
@@ -134,7 +134,7 @@ impl Origin {
 }
 
 /// AGGREGATOR: the AS and BGP identifier of the speaker that aggregated the route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Aggregator {
     /// The aggregating AS.
     pub asn: u32,
@@ -145,7 +145,7 @@ pub struct Aggregator {
 /// An attribute this crate does not interpret, kept for propagation. Optional
 /// transitive ones are stored with the Partial bit already set, as RFC 4271
 /// section 9 says to pass them on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct RawAttribute {
     /// Flags, without the Extended Length bit (the encoder chooses it).
     pub flags: u8,
@@ -160,7 +160,7 @@ pub struct RawAttribute {
 /// Lists are empty when the attribute is absent: RFC 7606 makes a zero-length
 /// COMMUNITIES, EXTENDED_COMMUNITIES, LARGE_COMMUNITY or CLUSTER_LIST malformed, so
 /// empty and absent cannot be confused.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct PathAttributes {
     /// ORIGIN.
     pub origin: Option<Origin>,

@@ -201,3 +201,16 @@ impl FromStr for LargeCommunity {
         Ok(Self::new(g?, l1?, l2?))
     }
 }
+
+/// Communities serialize as operators write them: `65001:100`, `no-export`,
+/// `rt 65001:1`, `65001:1:2`.
+macro_rules! serialize_as_text {
+    ($($t:ty),*) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )*};
+}
+serialize_as_text!(Community, ExtCommunity, LargeCommunity);

@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// Address Family Identifier (IANA "Address Family Numbers").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct Afi(pub u16);
 
 impl Afi {
@@ -20,7 +20,7 @@ impl Afi {
 }
 
 /// Subsequent Address Family Identifier (IANA "SAFI Values").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct Safi(pub u8);
 
 impl Safi {
@@ -75,5 +75,11 @@ impl fmt::Display for AfiSafi {
             (Afi::L2VPN, Safi::EVPN) => f.write_str("l2vpn-evpn"),
             (afi, safi) => write!(f, "afi{}-safi{}", afi.0, safi.0),
         }
+    }
+}
+
+impl serde::Serialize for AfiSafi {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }

@@ -84,7 +84,7 @@ impl Prefixes {
 }
 
 /// The next hop of an MP_REACH_NLRI.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum NextHop {
     /// An IPv4 next hop (4 octets).
     V4(Ipv4Addr),
