@@ -658,6 +658,7 @@ impl Fsm {
             (Connect | Active, Input::Message(Message::Notification(n))) => {
                 self.fail(DownReason::PeerNotification(n), out);
             }
+            (Connect | Active, Input::TimerExpired(Timer::IdleHold)) => {}
             (Connect | Active, _) => self.fail(DownReason::ConnectionLost, out),
 
             // OpenSent: our OPEN is out, waiting for theirs.
@@ -732,6 +733,8 @@ impl Fsm {
 
     /// Idle to Connect (or Active when passive), section 8.2.2 events 1 to 5.
     fn begin(&mut self, out: &mut Vec<Output>) {
+        // A restart timer left from an earlier failure must not fire later.
+        out.push(Output::StopTimer(Timer::IdleHold));
         self.start_connect_retry(out);
         if self.config.passive {
             self.state = State::Active;

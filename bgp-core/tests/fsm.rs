@@ -690,3 +690,15 @@ fn collision_keeps_the_higher_identifier_s_connection() {
         "they are higher: keep theirs"
     );
 }
+
+#[test]
+fn a_stale_restart_timer_does_not_abort_a_new_attempt() {
+    let mut f = started(config());
+    f.handle(Input::TcpFailed); // Idle, restart timer armed
+    let out = f.handle(Input::AutomaticStart); // restarted by a connection
+    assert!(has(&out, &Output::StopTimer(Timer::IdleHold)));
+    assert_eq!(f.state(), State::Connect);
+    // Had the timer still fired, the attempt must go on regardless.
+    f.handle(Input::TimerExpired(Timer::IdleHold));
+    assert_eq!(f.state(), State::Connect);
+}

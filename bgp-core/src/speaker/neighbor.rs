@@ -110,12 +110,24 @@ impl Conn {
 
     /// Hands the unsent octets to a short-lived task that tries to deliver them
     /// (a final NOTIFICATION, typically) and then closes.
+    ///
+    /// The peer's unread octets are read and dropped until it closes too:
+    /// closing a socket with unread data makes the kernel send a reset, which
+    /// can destroy the NOTIFICATION still in flight.
     fn close(self) {
-        let Conn { mut wr, wbuf, .. } = self;
+        let Conn {
+            mut rd,
+            mut wr,
+            wbuf,
+            ..
+        } = self;
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
                 wr.write_all(&wbuf).await?;
-                wr.shutdown().await
+                wr.shutdown().await?;
+                let mut sink = [0u8; 4096];
+                while rd.read(&mut sink).await? > 0 {}
+                Ok::<_, io::Error>(())
             })
             .await;
         });
