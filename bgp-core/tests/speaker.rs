@@ -564,3 +564,99 @@ fn state_serializes_to_json() {
     assert_eq!(a["med"], 20);
     assert_eq!(a["origin"], "Igp");
 }
+
+/// Regression: the export cache (one result per attribute set) was shared by
+/// both families, so an IPv6 route with the same attributes as an IPv4 route
+/// went out with the IPv4 next hop in MP_REACH_NLRI (BIRD refused it:
+/// "mismatched address family").
+#[tokio::test]
+async fn same_attributes_in_both_families_get_each_familys_next_hop() {
+    let t = 40;
+    let a = speaker(t, 1, 65001).await;
+    let b = speaker(t, 2, 65002).await;
+    a.add_neighbor(neighbor(t, 1, 2, RemoteAs::External))
+        .await
+        .unwrap();
+    let mut nb = neighbor(t, 2, 1, RemoteAs::External);
+    nb.passive = true;
+    b.add_neighbor(nb).await.unwrap();
+    established(&b, addr(t, 1)).await;
+    let shared = attrs(vec![Community::new(65001, 1)]);
+    a.announce("192.0.2.0/24".parse().unwrap(), shared.clone())
+        .await
+        .unwrap();
+    a.announce("2001:db8:1::/48".parse().unwrap(), shared)
+        .await
+        .unwrap();
+    let e = eventually("IPv6 route at B", || route(&b, "2001:db8:1::/48")).await;
+    assert_eq!(
+        e.paths[0].next_hop,
+        Some(NextHop::V6 {
+            global: "fd00::1".parse().unwrap(),
+            link_local: None
+        })
+    );
+    let e = eventually("IPv4 route at B", || route(&b, "192.0.2.0/24")).await;
+    assert_eq!(
+        e.paths[0].next_hop,
+        Some(NextHop::V4(Ipv4Addr::new(127, 100, t, 1)))
+    );
+    a.shutdown(None).await.unwrap();
+    b.shutdown(None).await.unwrap();
+}
+
+/// Regression: the max-prefix limit (documented per family) was applied to
+/// the prefixes of all families together, and the Cease named the first
+/// negotiated family rather than the one over the limit.
+#[tokio::test]
+async fn max_prefixes_counts_each_family_on_its_own() {
+    let t = 41;
+    let a = speaker(t, 1, 65001).await;
+    let b = speaker(t, 2, 65002).await;
+    let mut nb = neighbor(t, 2, 1, RemoteAs::External);
+    nb.passive = true;
+    nb.max_prefixes = Some(MaxPrefixes {
+        limit: 3,
+        warning_only: false,
+        restart: None,
+    });
+    a.add_neighbor(neighbor(t, 1, 2, RemoteAs::External))
+        .await
+        .unwrap();
+    b.add_neighbor(nb).await.unwrap();
+    established(&b, addr(t, 1)).await;
+    // Three of each family: within the limit, six in all.
+    for i in 0..3u8 {
+        a.announce(format!("192.0.2.{i}/32").parse().unwrap(), attrs(vec![]))
+            .await
+            .unwrap();
+        a.announce(format!("2001:db8::{i}/128").parse().unwrap(), attrs(vec![]))
+            .await
+            .unwrap();
+    }
+    eventually("six prefixes accepted", || async {
+        status(&b, addr(t, 1))
+            .await
+            .filter(|s| s.counters.accepted == 6)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = status(&b, addr(t, 1)).await.unwrap();
+    assert_eq!(s.state, State::Established, "{:?}", s.last_error);
+    // A fourth IPv6 prefix: over the limit, and the Cease says IPv6.
+    a.announce("2001:db8::3/128".parse().unwrap(), attrs(vec![]))
+        .await
+        .unwrap();
+    let s = eventually("A sees the Cease", || async {
+        status(&a, addr(t, 2)).await.filter(|s| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("Maximum Number of Prefixes"))
+        })
+    })
+    .await;
+    let why = s.last_error.unwrap();
+    assert!(why.contains("ipv6-unicast limit 3"), "{why}");
+    a.shutdown(None).await.unwrap();
+    b.shutdown(None).await.unwrap();
+}

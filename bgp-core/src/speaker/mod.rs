@@ -298,12 +298,15 @@ struct AdjIn {
 
 /// Per-family access to the Adj-RIBs and the out queue.
 trait Family: RibPrefix + Into<IpNet> {
+    /// Index into per-family arrays.
+    const INDEX: usize;
     fn out(adj: &mut AdjOut) -> &mut FxMap<Self, Arc<RouteAttrs>>;
     fn adj_in(adj: &mut AdjIn) -> &mut FxMap<Self, Arc<RouteAttrs>>;
     fn pending(p: &mut outq::Pending) -> &mut FxMap<Self, Option<Arc<RouteAttrs>>>;
 }
 
 impl Family for Ipv4Net {
+    const INDEX: usize = 0;
     fn out(adj: &mut AdjOut) -> &mut FxMap<Self, Arc<RouteAttrs>> {
         &mut adj.v4
     }
@@ -316,6 +319,7 @@ impl Family for Ipv4Net {
 }
 
 impl Family for Ipv6Net {
+    const INDEX: usize = 1;
     fn out(adj: &mut AdjOut) -> &mut FxMap<Self, Arc<RouteAttrs>> {
         &mut adj.v6
     }
@@ -340,10 +344,14 @@ struct Neighbor {
     last_error: Option<String>,
     adj_in: AdjIn,
     adj_out: AdjOut,
-    /// The last export result and the attribute set it was computed from,
-    /// reused while the export policy does not look at prefixes.
-    export_cache: Option<(Arc<RouteAttrs>, Option<Arc<RouteAttrs>>)>,
+    /// The last export result and the family and attribute set it was
+    /// computed from, reused while the export policy does not look at prefixes
+    /// (the next hop differs between families, so never across them).
+    export_cache: Option<(AfiSafi, Arc<RouteAttrs>, Option<Arc<RouteAttrs>>)>,
     labels: NeighborLabels,
+    /// Prefixes accepted into the RIB per family (IPv4, IPv6): what the
+    /// max-prefix limit applies to.
+    accepted_by_family: [u64; 2],
 }
 
 struct Session {
@@ -352,6 +360,14 @@ struct Session {
 }
 
 impl Neighbor {
+    /// Counts prefixes of family `P` entering and leaving the RIB.
+    fn count_accepted<P: Family>(&mut self, added: usize, removed: usize) {
+        let f = &mut self.accepted_by_family[P::INDEX];
+        *f = (*f + added as u64).saturating_sub(removed as u64);
+        let total = &mut self.counters.accepted;
+        *total = (*total + added as u64).saturating_sub(removed as u64);
+    }
+
     fn local_as(&self, speaker: u32) -> u32 {
         self.config.local_as.unwrap_or(speaker)
     }
@@ -490,6 +506,7 @@ impl SpeakerTask {
                 adj_in: AdjIn::default(),
                 adj_out: AdjOut::default(),
                 export_cache: None,
+                accepted_by_family: [0; 2],
                 labels,
             },
         );
@@ -779,6 +796,7 @@ impl SpeakerTask {
                     n.adj_in = AdjIn::default();
                     n.adj_out = AdjOut::default();
                     n.counters.accepted = 0;
+                    n.accepted_by_family = [0; 2];
                     n.counters.advertised = 0;
                     n.export_cache = None;
                 }
@@ -978,7 +996,7 @@ impl SpeakerTask {
         }
         let removed = self.rib.withdraw(peer, prefixes, changes);
         if let Some(n) = self.neighbors.get_mut(&peer) {
-            n.counters.accepted = n.counters.accepted.saturating_sub(removed as u64);
+            n.count_accepted::<P>(0, removed);
             if n.config.soft_reconfiguration_inbound {
                 let adj = P::adj_in(&mut n.adj_in);
                 for p in prefixes {
@@ -1031,7 +1049,7 @@ impl SpeakerTask {
             }
             n.counters.rejected += prefixes.len() as u64;
             let withdrawn = self.rib.withdraw(peer, prefixes, changes);
-            n.counters.accepted = n.counters.accepted.saturating_sub(withdrawn as u64);
+            n.count_accepted::<P>(0, withdrawn);
             for p in prefixes {
                 let _ = self.events.send(Event::Rejected {
                     neighbor: address,
@@ -1044,7 +1062,7 @@ impl SpeakerTask {
         let Some(policy) = n.config.import.clone() else {
             let added = self.rib.announce(peer, &raw, prefixes, changes);
             if let Some(n) = self.neighbors.get_mut(&peer) {
-                n.counters.accepted += added as u64;
+                n.count_accepted::<P>(added, 0);
             }
             return;
         };
@@ -1076,8 +1094,7 @@ impl SpeakerTask {
         }
         let removed = self.rib.withdraw(peer, &rejected, changes);
         if let Some(n) = self.neighbors.get_mut(&peer) {
-            n.counters.accepted =
-                (n.counters.accepted + added as u64).saturating_sub(removed as u64);
+            n.count_accepted::<P>(added, removed);
             n.counters.rejected += rejected.len() as u64;
         }
     }
@@ -1110,18 +1127,18 @@ impl SpeakerTask {
         let Some(max) = &n.config.max_prefixes else {
             return;
         };
-        if n.counters.accepted <= u64::from(max.limit) {
+        // The limit is per family, and the Cease names the family over it.
+        let over = [AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST]
+            .into_iter()
+            .zip(n.accepted_by_family)
+            .find(|&(_, accepted)| accepted > u64::from(max.limit));
+        let Some((family, accepted)) = over else {
             return;
-        }
-        warn!(peer = %n.config.address, "{} prefixes accepted, limit {}", n.counters.accepted, max.limit);
+        };
+        warn!(peer = %n.config.address, %family, "{accepted} prefixes accepted, limit {}", max.limit);
         if max.warning_only {
             return;
         }
-        let family = n
-            .session
-            .as_ref()
-            .and_then(|s| s.negotiated.families.first().copied())
-            .unwrap_or(AfiSafi::IPV4_UNICAST);
         let cease = Notification::max_prefixes(family, max.limit);
         let _ = n.control.try_send(Control::Cease(cease, max.restart));
     }
@@ -1293,14 +1310,15 @@ impl SpeakerTask {
             .as_ref()
             .is_none_or(RouteMap::is_prefix_independent);
         if independent
-            && let Some((input, out)) = &n.export_cache
+            && let Some((family, input, out)) = &n.export_cache
+            && *family == P::FAMILY
             && Arc::ptr_eq(input, &route.attrs)
         {
             return out.clone();
         }
         let result = self.export_attrs(id, prefix.into(), route, to_external, from);
         if independent && let Some(n) = self.neighbors.get_mut(&id) {
-            n.export_cache = Some((Arc::clone(&route.attrs), result.clone()));
+            n.export_cache = Some((P::FAMILY, Arc::clone(&route.attrs), result.clone()));
         }
         result
     }

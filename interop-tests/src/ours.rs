@@ -1,0 +1,131 @@
+//! Our side of a lab: the bgp-core speaker's configuration and what tests ask
+//! of it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bgp_core::fsm::{RemoteAs, State};
+use bgp_core::policy::RouteMap;
+use bgp_core::speaker::{NeighborConfig, NeighborStatus, RibEntry, SpeakerConfig, SpeakerHandle};
+use bgp_core::wire::{AsPath, Community, LargeCommunity, Origin, PathAttributes};
+use ipnet::IpNet;
+
+use crate::eventually;
+use crate::netns::Lab;
+
+/// How long a test waits for anything (a guard against hanging, not a
+/// measure: things happen within a second or two).
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A speaker in `asn` with our address as router id, listening on port 179 of
+/// every address of our namespace.
+pub fn speaker_config(lab: &Lab, asn: u32) -> SpeakerConfig {
+    let mut c = SpeakerConfig::new(asn, lab.our_v4());
+    c.listen = vec![SocketAddr::new(
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        179,
+    )];
+    c
+}
+
+/// The daemon as our neighbor: IPv4 session carrying IPv4 and IPv6 unicast,
+/// accept-all policies both ways (RFC 8212), connect retry 1 s, hold time 9 s,
+/// our IPv6 address as the next hop of IPv6 routes.
+pub fn neighbor(lab: &Lab, remote_as: RemoteAs) -> NeighborConfig {
+    let mut n = NeighborConfig::new(lab.their_ip(), remote_as);
+    n.connect_retry = Duration::from_secs(1);
+    n.hold_time = 9;
+    n.import = Some(RouteMap::accept_all("in"));
+    n.export = Some(RouteMap::accept_all("out"));
+    n.next_hop_v6 = Some(lab.our_v6());
+    n
+}
+
+/// Attributes of a route we originate: ORIGIN IGP, empty AS_PATH and the rest
+/// as given.
+pub fn attrs(
+    med: Option<u32>,
+    communities: &[(u16, u16)],
+    large: &[(u32, u32, u32)],
+) -> PathAttributes {
+    PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::default()),
+        med,
+        communities: communities
+            .iter()
+            .map(|&(a, v)| Community::new(a, v))
+            .collect(),
+        large_communities: large
+            .iter()
+            .map(|&(g, a, b)| LargeCommunity::new(g, a, b))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A prefix from a string the test wrote.
+pub fn net(s: &str) -> IpNet {
+    s.parse().unwrap_or_else(|e| panic!("bad prefix {s}: {e}"))
+}
+
+/// Our status of `peer`, if it is a neighbor.
+pub async fn status(s: &SpeakerHandle, peer: IpAddr) -> Option<NeighborStatus> {
+    s.neighbors()
+        .await
+        .ok()?
+        .into_iter()
+        .find(|n| n.address == peer)
+}
+
+/// Waits until our session with `peer` is Established.
+pub async fn established(s: &SpeakerHandle, peer: IpAddr) -> NeighborStatus {
+    eventually(
+        &format!("our session with {peer} Established"),
+        PATIENCE,
+        || async {
+            status(s, peer)
+                .await
+                .filter(|n| n.state == State::Established)
+        },
+    )
+    .await
+}
+
+/// Our Loc-RIB entry for `prefix`.
+pub async fn route(s: &SpeakerHandle, prefix: &str) -> Option<RibEntry> {
+    let p = net(prefix);
+    s.routes().await.ok()?.into_iter().find(|e| e.prefix == p)
+}
+
+/// Waits until we have `prefix`.
+pub async fn wait_route(s: &SpeakerHandle, prefix: &str) -> RibEntry {
+    eventually(&format!("{prefix} in our RIB"), PATIENCE, || {
+        route(s, prefix)
+    })
+    .await
+}
+
+/// Waits until we no longer have `prefix`.
+pub async fn wait_no_route(s: &SpeakerHandle, prefix: &str) {
+    eventually(&format!("{prefix} gone from our RIB"), PATIENCE, || async {
+        route(s, prefix).await.is_none().then_some(())
+    })
+    .await
+}
+
+/// The AS numbers of an AS_PATH, in order, segments flattened.
+pub fn asns(path: Option<&AsPath>) -> Vec<u32> {
+    path.map(|p| {
+        p.segments
+            .iter()
+            .flat_map(|s| s.asns.iter().copied())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Polls a (blocking) query of the daemon until it returns `Some`.
+pub async fn wait_daemon<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    eventually(what, PATIENCE, || std::future::ready(f())).await
+}
