@@ -18,7 +18,10 @@ if [ -d bgp-core/fuzz ] && cargo fuzz --version >/dev/null 2>&1 \
     secs="${FUZZ_SECONDS:-15}"
     for target in $(cd bgp-core && cargo +nightly fuzz list); do
         step "fuzz $target for ${secs}s"
-        (cd bgp-core && cargo +nightly fuzz run "$target" -- \
+        # New inputs go to the git-ignored working corpus; fuzz/seeds holds the
+        # committed seeds and the regression inputs of fixed crashes.
+        (cd bgp-core && mkdir -p "fuzz/corpus/$target" \
+            && cargo +nightly fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
             -max_total_time="$secs" -rss_limit_mb=2048 -timeout=5 2>&1 | tail -n 3)
     done
 else

@@ -1928,3 +1928,20 @@ fn rfc4271_notification_for_decode_errors_displays_names() {
     let n = notification(OPEN_ERR, 0, &[]);
     assert_eq!(n.to_string(), "OPEN Message Error/Unspecific");
 }
+
+/// RFC 8654 section 5: a NOTIFICATION to a peer without extended messages must
+/// fit in 4096 octets; an invalid BoRR near that size is answered with its data cut.
+#[test]
+fn rfc8654_5_notification_data_is_cut_to_fit() {
+    use bgp_core::wire::{Context, Message, Notification};
+    let n = Notification::with_data(7, 1, vec![0xab; 4090]);
+    let bytes = Message::Notification(n).to_bytes(&Context::MODERN).unwrap();
+    assert_eq!(bytes.len(), 4096);
+    let Message::Notification(back) = Message::decode(&bytes, &Context::MODERN).unwrap() else {
+        panic!("not a NOTIFICATION");
+    };
+    assert_eq!(
+        (back.code, back.subcode, back.data.len()),
+        (7, 1, 4096 - 21)
+    );
+}

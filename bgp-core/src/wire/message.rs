@@ -72,18 +72,25 @@ impl Message {
     /// KEEPALIVE, RFC 8654).
     pub fn encode(&self, ctx: &Context, out: &mut BytesMut) -> Result<(), EncodeError> {
         let kind = self.kind();
-        let start = header::begin(out, kind);
-        match self {
-            Self::Open(o) => o.encode_body(out),
-            Self::Update(u) => u.encode_body(ctx, out),
-            Self::Notification(n) => n.encode_body(out),
-            Self::Keepalive => {}
-            Self::RouteRefresh(r) => r.encode_body(out),
-        }
         let max = match kind {
             MessageType::Open | MessageType::Keepalive => MAX_MESSAGE_LEN,
             _ => ctx.max_message_len(),
         };
+        let start = header::begin(out, kind);
+        match self {
+            Self::Open(o) => o.encode_body(out),
+            Self::Update(u) => u.encode_body(ctx, out),
+            // A NOTIFICATION must always go out: its data (the offending message
+            // or attribute) is cut to fit the peer's limit (RFC 8654 section 5).
+            Self::Notification(n) if n.data.len() > max - 21 => {
+                let mut cut = n.clone();
+                cut.data.truncate(max - 21);
+                cut.encode_body(out);
+            }
+            Self::Notification(n) => n.encode_body(out),
+            Self::Keepalive => {}
+            Self::RouteRefresh(r) => r.encode_body(out),
+        }
         header::finish(out, start, max)
     }
 
