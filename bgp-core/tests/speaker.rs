@@ -660,3 +660,67 @@ async fn max_prefixes_counts_each_family_on_its_own() {
     a.shutdown(None).await.unwrap();
     b.shutdown(None).await.unwrap();
 }
+
+#[tokio::test]
+async fn update_neighbor_applies_in_place_or_restarts() {
+    let t = 8;
+    let a = speaker(t, 1, 65001).await;
+    let b = speaker(t, 2, 65002).await;
+    let mut nb = neighbor(t, 2, 1, RemoteAs::External);
+    nb.soft_reconfiguration_inbound = true;
+    a.add_neighbor(neighbor(t, 1, 2, RemoteAs::External))
+        .await
+        .unwrap();
+    b.add_neighbor(nb.clone()).await.unwrap();
+    a.announce("192.0.2.0/24".parse().unwrap(), attrs(vec![]))
+        .await
+        .unwrap();
+    eventually("route at B", || route(&b, "192.0.2.0/24")).await;
+    let s = established(&b, addr(t, 1)).await;
+    assert!(
+        s.remote_capabilities
+            .iter()
+            .any(|c| matches!(c, bgp_core::wire::Capability::FourOctetAs(65001)))
+    );
+    let received = b.received(addr(t, 1)).await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].1.attributes.as_path,
+        Some(AsPath::from_sequence([65001])),
+        "as received"
+    );
+
+    // Description and import policy change: applied to the running session.
+    let mut changed = nb.clone();
+    changed.description = "pod gateway".into();
+    changed.import = Some(RouteMap {
+        name: "none".into(),
+        terms: vec![],
+        default_accept: false,
+    });
+    b.update_neighbor(changed.clone()).await.unwrap();
+    eventually("route rejected", || async {
+        route(&b, "192.0.2.0/24").await.is_none().then_some(())
+    })
+    .await;
+    let s = status(&b, addr(t, 1)).await.unwrap();
+    assert_eq!(s.description, "pod gateway");
+    assert_eq!(s.state, State::Established, "no reset for a policy change");
+    assert!(s.since > Duration::from_millis(50) || s.counters.rejected > 0);
+
+    // Hold time change: the session restarts and negotiates the new value.
+    changed.hold_time = 30;
+    changed.import = Some(RouteMap::accept_all("in"));
+    b.update_neighbor(changed).await.unwrap();
+    let s = eventually("new session with hold time 30", || async {
+        status(&b, addr(t, 1))
+            .await
+            .filter(|s| s.state == State::Established && s.hold_time == Some(30))
+    })
+    .await;
+    assert_eq!(s.description, "pod gateway");
+    eventually("route back", || route(&b, "192.0.2.0/24")).await;
+    assert!(b.received("127.100.8.9".parse().unwrap()).await.is_err());
+    a.shutdown(None).await.unwrap();
+    b.shutdown(None).await.unwrap();
+}

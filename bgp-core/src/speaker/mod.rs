@@ -78,8 +78,8 @@ pub enum SpeakerError {
     Stopped,
 }
 
-/// A neighbor's Adj-RIB-Out: prefixes and the attributes sent with them.
-pub type Advertised = Vec<(IpNet, Arc<RouteAttrs>)>;
+/// An Adj-RIB of one neighbor: prefixes with their attributes, sorted.
+pub type AdjRib = Vec<(IpNet, Arc<RouteAttrs>)>;
 
 enum Command {
     AddNeighbor(NeighborConfig, oneshot::Sender<Result<(), SpeakerError>>),
@@ -104,7 +104,12 @@ enum Command {
     Withdraw(IpNet, oneshot::Sender<Result<(), SpeakerError>>),
     Neighbors(oneshot::Sender<Vec<NeighborStatus>>),
     Routes(oneshot::Sender<Vec<RibEntry>>),
-    AdjOut(IpAddr, oneshot::Sender<Result<Advertised, SpeakerError>>),
+    AdjOut(IpAddr, oneshot::Sender<Result<AdjRib, SpeakerError>>),
+    AdjIn(IpAddr, oneshot::Sender<Result<AdjRib, SpeakerError>>),
+    UpdateNeighbor(
+        Box<NeighborConfig>,
+        oneshot::Sender<Result<(), SpeakerError>>,
+    ),
     Shutdown(Option<String>, oneshot::Sender<()>),
 }
 
@@ -215,6 +220,21 @@ impl SpeakerHandle {
             .await?
     }
 
+    /// Replaces a neighbor's configuration. Changes that the session itself
+    /// depends on (AS numbers, families, timers, transport) restart it with a
+    /// Cease; the others (policies, limits, next hop, description) apply to the
+    /// running session, policies as in [`SpeakerHandle::set_policy`].
+    pub async fn update_neighbor(&self, config: NeighborConfig) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::UpdateNeighbor(Box::new(config), tx))
+            .await?
+    }
+
+    /// What a neighbor sent: the routes as received (before policy) when it has
+    /// soft reconfiguration inbound, else the routes it has in the Loc-RIB.
+    pub async fn received(&self, neighbor: IpAddr) -> Result<AdjRib, SpeakerError> {
+        self.ask(|tx| Command::AdjIn(neighbor, tx)).await?
+    }
+
     /// Replaces a neighbor's policies without resetting its session: the new
     /// import policy is applied through the soft-reconfiguration copy or a
     /// route refresh, the new export policy at once.
@@ -271,7 +291,7 @@ impl SpeakerHandle {
     }
 
     /// What is advertised to a neighbor (its Adj-RIB-Out).
-    pub async fn advertised(&self, neighbor: IpAddr) -> Result<Advertised, SpeakerError> {
+    pub async fn advertised(&self, neighbor: IpAddr) -> Result<AdjRib, SpeakerError> {
         self.ask(|tx| Command::AdjOut(neighbor, tx)).await?
     }
 
@@ -622,7 +642,7 @@ impl SpeakerTask {
                     .and_then(|id| self.neighbors.get(id))
                 {
                     Some(n) => {
-                        let mut v: Advertised = n
+                        let mut v: AdjRib = n
                             .adj_out
                             .v4
                             .iter()
@@ -641,8 +661,103 @@ impl SpeakerTask {
                 };
                 let _ = done.send(r);
             }
+            Command::AdjIn(ip, done) => {
+                let r = match self.by_addr.get(&canonical(ip)).copied() {
+                    Some(id) => Ok(self.adj_in(id)),
+                    None => Err(SpeakerError::NoSuchNeighbor(ip)),
+                };
+                let _ = done.send(r);
+            }
+            Command::UpdateNeighbor(config, done) => {
+                let _ = done.send(self.update_neighbor(*config).await);
+            }
             Command::Shutdown(..) => {}
         }
+    }
+
+    fn adj_in(&self, id: PeerId) -> AdjRib {
+        let Some(n) = self.neighbors.get(&id) else {
+            return Vec::new();
+        };
+        let mut v: AdjRib = if n.config.soft_reconfiguration_inbound {
+            let v4 = n
+                .adj_in
+                .v4
+                .iter()
+                .map(|(p, a)| (IpNet::V4(*p), Arc::clone(a)));
+            let v6 = n
+                .adj_in
+                .v6
+                .iter()
+                .map(|(p, a)| (IpNet::V6(*p), Arc::clone(a)));
+            v4.chain(v6).collect()
+        } else {
+            let from = |paths: &[Route]| {
+                paths
+                    .iter()
+                    .find(|r| r.peer == id)
+                    .map(|r| Arc::clone(&r.attrs))
+            };
+            let t4 = self.rib.table::<Ipv4Net>();
+            let t6 = self.rib.table::<Ipv6Net>();
+            let v4 = t4
+                .iter()
+                .filter_map(|(p, _)| from(t4.paths(p)).map(|a| (IpNet::V4(*p), a)));
+            let v6 = t6
+                .iter()
+                .filter_map(|(p, _)| from(t6.paths(p)).map(|a| (IpNet::V6(*p), a)));
+            v4.chain(v6).collect()
+        };
+        v.sort_by_key(|(p, _)| *p);
+        v
+    }
+
+    async fn update_neighbor(&mut self, config: NeighborConfig) -> Result<(), SpeakerError> {
+        let ip = canonical(config.address);
+        let id = *self
+            .by_addr
+            .get(&ip)
+            .ok_or(SpeakerError::NoSuchNeighbor(ip))?;
+        let n = self
+            .neighbors
+            .get_mut(&id)
+            .ok_or(SpeakerError::NoSuchNeighbor(ip))?;
+        let old = &n.config;
+        let session_changed = old.remote_as != config.remote_as
+            || old.port != config.port
+            || old.local_as != config.local_as
+            || old.passive != config.passive
+            || old.hold_time != config.hold_time
+            || old.connect_retry != config.connect_retry
+            || old.delay_open != config.delay_open
+            || old.ttl != config.ttl
+            || old.source_address != config.source_address
+            || old.bind_interface != config.bind_interface
+            || old.families != config.families;
+        if session_changed {
+            info!(peer = %ip, "session settings changed: restarting the session");
+            if let Some(n) = self.neighbors.remove(&id) {
+                self.by_addr.remove(&ip);
+                let _ = n
+                    .control
+                    .send(Control::Stop(Some("configuration changed".into())))
+                    .await;
+                self.withdraw_peer(id);
+                self.metrics.remove(&n.labels);
+                self.spawn_neighbor(config, n.dynamic_range, None);
+            }
+            return Ok(());
+        }
+        let (import, export) = (config.import.clone(), config.export.clone());
+        n.config = NeighborConfig {
+            import: n.config.import.take(),
+            export: n.config.export.take(),
+            ..config
+        };
+        n.export_cache = None;
+        self.set_policy(ip, import, export).await?;
+        self.check_max_prefixes(id);
+        Ok(())
     }
 
     fn status(&self, n: &Neighbor) -> NeighborStatus {
@@ -658,6 +773,9 @@ impl SpeakerTask {
             local_as: n.local_as(self.config.local_as),
             hold_time: s.map(|s| s.negotiated.hold_time),
             families: s.map(|s| s.negotiated.families.clone()).unwrap_or_default(),
+            remote_capabilities: s
+                .map(|s| s.negotiated.remote_open.capabilities.clone())
+                .unwrap_or_default(),
             counters: n.counters.clone(),
             last_error: n.last_error.clone(),
         }

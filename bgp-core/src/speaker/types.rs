@@ -90,6 +90,8 @@ pub struct NeighborStatus {
     pub hold_time: Option<u16>,
     /// Negotiated families.
     pub families: Vec<AfiSafi>,
+    /// The capabilities the peer advertised in its OPEN.
+    pub remote_capabilities: Vec<crate::wire::Capability>,
     /// Counters.
     pub counters: NeighborCounters,
     /// The last error (a NOTIFICATION sent or received, or a lost connection).

@@ -60,7 +60,7 @@ pub mod code {
 /// +--------------------------------------------------+
 /// | ...                                              |
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct GracefulRestart {
     /// R: the sender has restarted (RFC 4724).
     pub restart_state: bool,
@@ -73,7 +73,7 @@ pub struct GracefulRestart {
 }
 
 /// One family of the graceful restart capability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct GracefulRestartFamily {
     /// The family.
     pub family: AfiSafi,
@@ -82,7 +82,7 @@ pub struct GracefulRestartFamily {
 }
 
 /// One family of the long-lived graceful restart capability (RFC 9494 section 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct LlgrFamily {
     /// The family.
     pub family: AfiSafi,
@@ -94,7 +94,7 @@ pub struct LlgrFamily {
 
 /// One entry of the extended next hop capability (RFC 8950 section 3): NLRI of
 /// `nlri` may carry next hops of `next_hop_afi`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct ExtendedNextHop {
     /// The NLRI family (its SAFI is 16 bits in this capability).
     pub nlri_afi: Afi,
@@ -105,7 +105,7 @@ pub struct ExtendedNextHop {
 }
 
 /// ADD-PATH direction for one family (RFC 7911 section 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum AddPathMode {
     /// Able to receive multiple paths.
     Receive,
@@ -145,7 +145,7 @@ impl AddPathMode {
 }
 
 /// One family of the ADD-PATH capability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct AddPathFamily {
     /// The family.
     pub family: AfiSafi,
@@ -154,7 +154,7 @@ pub struct AddPathFamily {
 }
 
 /// The BGP role of the sender (RFC 9234 section 4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Role {
     /// Provider (0).
     Provider,
@@ -197,7 +197,7 @@ impl Role {
 }
 
 /// A capability, decoded.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Capability {
     /// Multiprotocol extensions for one family (RFC 4760 section 8).
     Multiprotocol(AfiSafi),
