@@ -388,3 +388,25 @@ fn attributes_are_interned() {
     assert_eq!(r.collect_garbage(), 1);
     assert_eq!(r.attribute_sets(), 0, "unused sets are collected");
 }
+
+#[test]
+fn garbage_is_swept_when_the_set_has_doubled() {
+    let mut r = rib(BestPathConfig::default());
+    let a = r.add_peer(meta(2, EBGP));
+    let p: Vec<Nlri<Ipv4Net>> = prefix();
+    let mut changes = Vec::new();
+    // Each announcement replaces the last one, leaving its set unused.
+    for med in 0..600 {
+        let x = r.intern(attrs(&[65001], |a| a.med = Some(med)));
+        r.announce(a, &x, &p, &mut changes);
+        changes.clear();
+        r.maybe_collect_garbage();
+        assert!(
+            r.attribute_sets() <= 513,
+            "never more than twice the floor: {}",
+            r.attribute_sets()
+        );
+    }
+    r.collect_garbage();
+    assert_eq!(r.attribute_sets(), 1, "only the live set is left");
+}

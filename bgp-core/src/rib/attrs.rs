@@ -23,6 +23,8 @@ pub struct RouteAttrs {
 #[derive(Debug, Default)]
 pub struct Interner {
     set: HashSet<Arc<RouteAttrs>, BuildHasherDefault<FxHasher>>,
+    /// Size after the last sweep: the next one is due when the set has doubled.
+    swept_at: usize,
 }
 
 impl Interner {
@@ -50,6 +52,18 @@ impl Interner {
     pub fn collect_garbage(&mut self) -> usize {
         let before = self.set.len();
         self.set.retain(|a| Arc::strong_count(a) > 1);
+        self.swept_at = self.set.len();
         before - self.set.len()
+    }
+
+    /// Sweeps only when the set has doubled since the last sweep (and holds
+    /// more than a few hundred sets), so that sweeping after every batch of
+    /// changes costs amortized constant time per new set, not a full scan.
+    pub fn maybe_collect_garbage(&mut self) -> usize {
+        if self.set.len() > 2 * self.swept_at.max(256) {
+            self.collect_garbage()
+        } else {
+            0
+        }
     }
 }

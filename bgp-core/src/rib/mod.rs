@@ -211,6 +211,13 @@ impl Rib {
         self.interner.collect_garbage()
     }
 
+    /// [`Rib::collect_garbage`], but only when enough new sets have appeared
+    /// since the last sweep to make it worth a full scan: cheap to call after
+    /// every batch.
+    pub fn maybe_collect_garbage(&mut self) -> usize {
+        self.interner.maybe_collect_garbage()
+    }
+
     /// Adds or replaces (implicit withdraw) `peer`'s paths to `prefixes`, and
     /// appends a [`Change`] for each prefix whose multipath set moved. Returns
     /// how many paths are new (not replacements).
@@ -304,7 +311,7 @@ impl Rib {
             remove_path(table, prefix, |r| r.peer == peer, &peers, &config, changes);
         }
         self.peers = peers;
-        self.interner.collect_garbage();
+        self.interner.maybe_collect_garbage();
     }
 }
 

@@ -1278,7 +1278,7 @@ impl SpeakerTask {
         for id in ids {
             self.export_changes(id, &changes);
         }
-        self.rib.collect_garbage();
+        self.rib.maybe_collect_garbage();
     }
 
     fn export_changes<P: Family>(&mut self, id: PeerId, changes: &[Change<P>]) {
