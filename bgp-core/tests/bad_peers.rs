@@ -19,6 +19,9 @@
 // A failed expectation in a test is a panic by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::{eventually, route, status};
+
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Mutex, Once};
@@ -26,9 +29,7 @@ use std::time::Duration;
 
 use bgp_core::fsm::{RemoteAs, State};
 use bgp_core::policy::RouteMap;
-use bgp_core::speaker::{
-    Event, NeighborConfig, NeighborStatus, RibEntry, Speaker, SpeakerConfig, SpeakerHandle,
-};
+use bgp_core::speaker::{Event, NeighborConfig, Speaker, SpeakerConfig, SpeakerHandle};
 use bgp_core::wire::{AsPath, Origin, PathAttributes};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -268,39 +269,6 @@ fn assert_no_panics() {
 // ---------------------------------------------------------------------------
 // Speakers
 // ---------------------------------------------------------------------------
-
-/// Polls `f` until it returns `Some`, for at most [`GUARD`].
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + GUARD;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn status(s: &SpeakerHandle, peer: IpAddr) -> Option<NeighborStatus> {
-    s.neighbors()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|n| n.address == peer)
-}
-
-async fn route(s: &SpeakerHandle, prefix: &str) -> Option<RibEntry> {
-    let p: IpNet = prefix.parse().unwrap();
-    s.routes()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|e| e.prefix == p)
-}
 
 fn neighbor(address: IpAddr, remote: RemoteAs) -> NeighborConfig {
     let mut n = NeighborConfig::new(address, remote);

@@ -5,14 +5,16 @@
 // A failed expectation in a test is a panic by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::{eventually, route};
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bgp_core::fsm::{RemoteAs, State};
 use bgp_core::policy::{Action, Match, PrefixEntry, PrefixSet, RouteMap, Set, Term};
-use bgp_core::speaker::{NeighborConfig, RibEntry, Speaker, SpeakerConfig, SpeakerHandle};
+use bgp_core::speaker::{NeighborConfig, Speaker, SpeakerConfig, SpeakerHandle};
 use bgp_core::wire::{AsPath, Community, NextHop, Origin, PathAttributes};
-use ipnet::IpNet;
 
 const PORT: u16 = 11181;
 const T: u8 = 1;
@@ -46,33 +48,6 @@ fn attrs(med: Option<u32>, communities: Vec<Community>) -> PathAttributes {
         communities,
         ..Default::default()
     }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn route(s: &SpeakerHandle, prefix: &str) -> Option<RibEntry> {
-    let p: IpNet = prefix.parse().unwrap();
-    s.routes()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|e| e.prefix == p)
 }
 
 async fn all_established(s: &SpeakerHandle, n: usize) {

@@ -5,6 +5,9 @@
 // A failed expectation in a test is a panic by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::{eventually, route, status};
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -15,7 +18,6 @@ use bgp_core::speaker::{
     SpeakerConfig, SpeakerHandle,
 };
 use bgp_core::wire::{AsPath, Community, LargeCommunity, NextHop, Origin, PathAttributes};
-use ipnet::IpNet;
 
 const PORT: u16 = 11179;
 
@@ -51,33 +53,6 @@ fn attrs(communities: Vec<Community>) -> PathAttributes {
     }
 }
 
-/// Polls `f` until it returns `Some`, for at most 15 s (a guard, not a measure).
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn status(s: &SpeakerHandle, peer: IpAddr) -> Option<NeighborStatus> {
-    s.neighbors()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|n| n.address == peer)
-}
-
 async fn established(s: &SpeakerHandle, peer: IpAddr) -> NeighborStatus {
     eventually("Established", || async {
         status(s, peer)
@@ -85,15 +60,6 @@ async fn established(s: &SpeakerHandle, peer: IpAddr) -> NeighborStatus {
             .filter(|n| n.state == State::Established)
     })
     .await
-}
-
-async fn route(s: &SpeakerHandle, prefix: &str) -> Option<RibEntry> {
-    let p: IpNet = prefix.parse().unwrap();
-    s.routes()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|e| e.prefix == p)
 }
 
 #[tokio::test]
