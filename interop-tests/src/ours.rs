@@ -7,7 +7,7 @@ use std::time::Duration;
 use bgp_core::fsm::{RemoteAs, State};
 use bgp_core::policy::RouteMap;
 use bgp_core::speaker::{NeighborConfig, NeighborStatus, RibEntry, SpeakerConfig, SpeakerHandle};
-use bgp_core::wire::{AsPath, Community, LargeCommunity, Origin, PathAttributes};
+use bgp_core::wire::{AsPath, Community, LargeCommunity, NextHop, Origin, PathAttributes};
 use ipnet::IpNet;
 
 use crate::eventually;
@@ -128,4 +128,66 @@ pub fn asns(path: Option<&AsPath>) -> Vec<u32> {
 /// Polls a (blocking) query of the daemon until it returns `Some`.
 pub async fn wait_daemon<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     eventually(what, PATIENCE, || std::future::ready(f())).await
+}
+
+/// Checks the two routes every daemon in these tests announces, as we hold them:
+/// 203.0.113.0/24 (MED 50, community 65002:200, large community 65002:3:4) and
+/// 2001:db8:200::/48 (MED 60, community 65002:600), both with the daemon's AS as
+/// the whole path, its addresses as next hops and no LOCAL_PREF over eBGP.
+pub async fn check_daemon_routes(us: &SpeakerHandle, lab: &Lab, daemon_as: u32) {
+    let e = wait_route(us, "203.0.113.0/24").await;
+    let p = &e.paths[0];
+    assert_eq!(p.neighbor, Some(lab.their_ip()));
+    assert_eq!(p.next_hop, Some(NextHop::V4(lab.their_v4())));
+    let a = &p.attrs.attributes;
+    assert_eq!(asns(a.as_path.as_ref()), vec![daemon_as]);
+    assert_eq!(a.med, Some(50));
+    assert_eq!(a.communities, vec![Community::new(65002, 200)]);
+    assert_eq!(a.large_communities, vec![LargeCommunity::new(65002, 3, 4)]);
+    assert_eq!(a.local_pref, None, "no LOCAL_PREF over eBGP");
+    let e = wait_route(us, "2001:db8:200::/48").await;
+    let p = &e.paths[0];
+    assert!(
+        matches!(p.next_hop, Some(NextHop::V6 { global, .. }) if global == lab.their_v6()),
+        "{:?}",
+        p.next_hop
+    );
+    let a = &p.attrs.attributes;
+    assert_eq!(asns(a.as_path.as_ref()), vec![daemon_as]);
+    assert_eq!(a.med, Some(60));
+    assert_eq!(a.communities, vec![Community::new(65002, 600)]);
+}
+
+/// Peers with the daemon (remote-as external) with a 3 s hold time, waits for
+/// its 203.0.113.0/24, and announces 198.51.100.0/24 to it.
+pub async fn peer_with_short_hold_time(us: &SpeakerHandle, lab: &Lab) {
+    let mut n = neighbor(lab, RemoteAs::External);
+    n.hold_time = 3;
+    us.add_neighbor(n)
+        .await
+        .unwrap_or_else(|e| panic!("add neighbor: {e}"));
+    let st = established(us, lab.their_ip()).await;
+    assert_eq!(st.hold_time, Some(3));
+    wait_route(us, "203.0.113.0/24").await;
+    us.announce(net("198.51.100.0/24"), attrs(None, &[], &[]))
+        .await
+        .unwrap_or_else(|e| panic!("announce: {e}"));
+}
+
+/// With the daemon stopped (SIGSTOP), our hold timer expires: we say so in a
+/// NOTIFICATION, leave Established and drop its route.
+pub async fn expect_hold_timer_expiry(us: &SpeakerHandle, lab: &Lab) {
+    let down = eventually(
+        "Hold Timer Expired on our side",
+        Duration::from_secs(10),
+        || async {
+            status(us, lab.their_ip())
+                .await
+                .filter(|s| s.state != State::Established)
+        },
+    )
+    .await;
+    let why = down.last_error.unwrap_or_default();
+    assert!(why.contains("sent Hold Timer Expired"), "{why}");
+    wait_no_route(us, "203.0.113.0/24").await;
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use bgp_core::fsm::{RemoteAs, State};
 use bgp_core::policy::RouteMap;
 use bgp_core::speaker::{DynamicRange, MaxPrefixes};
-use bgp_core::wire::{Community, LargeCommunity, NextHop};
 use podpeer_interop_tests::ours::{self, PATIENCE, asns, attrs, net, status, wait_daemon};
 use podpeer_interop_tests::{FRR_BINARIES, Frr, Lab, NsSpeaker, eventually, skip_unless_runnable};
 use serde_json::Value;
@@ -182,27 +181,7 @@ async fn ebgp_ipv4_and_ipv6_routes_with_attributes_and_withdrawals() {
     }
 
     // FRR's routes at ours, attributes intact.
-    let e = ours::wait_route(&us, "203.0.113.0/24").await;
-    let p = &e.paths[0];
-    assert_eq!(p.neighbor, Some(lab.their_ip()));
-    assert_eq!(p.next_hop, Some(NextHop::V4(lab.their_v4())));
-    let a = &p.attrs.attributes;
-    assert_eq!(asns(a.as_path.as_ref()), vec![FRR_AS]);
-    assert_eq!(a.med, Some(50));
-    assert_eq!(a.communities, vec![Community::new(65002, 200)]);
-    assert_eq!(a.large_communities, vec![LargeCommunity::new(65002, 3, 4)]);
-    assert_eq!(a.local_pref, None, "no LOCAL_PREF over eBGP");
-    let e = ours::wait_route(&us, "2001:db8:200::/48").await;
-    let p = &e.paths[0];
-    assert!(
-        matches!(p.next_hop, Some(NextHop::V6 { global, .. }) if global == lab.their_v6()),
-        "{:?}",
-        p.next_hop
-    );
-    let a = &p.attrs.attributes;
-    assert_eq!(asns(a.as_path.as_ref()), vec![FRR_AS]);
-    assert_eq!(a.med, Some(60));
-    assert_eq!(a.communities, vec![Community::new(65002, 600)]);
+    ours::check_daemon_routes(&us, &lab, FRR_AS).await;
 
     // Our withdrawals reach FRR.
     us.withdraw(net("198.51.100.0/24")).await.unwrap();
@@ -468,31 +447,11 @@ async fn hold_timer_expiry_and_recovery() {
     )
     .unwrap();
     let us = NsSpeaker::start(&lab.ours, ours::speaker_config(&lab, OUR_AS)).unwrap();
-    let mut n = ours::neighbor(&lab, RemoteAs::External);
-    n.hold_time = 3;
-    us.add_neighbor(n).await.unwrap();
-    let st = ours::established(&us, lab.their_ip()).await;
-    assert_eq!(st.hold_time, Some(3));
-    ours::wait_route(&us, "203.0.113.0/24").await;
-    us.announce(net("198.51.100.0/24"), attrs(None, &[], &[]))
-        .await
-        .unwrap();
+    ours::peer_with_short_hold_time(&us, &lab).await;
     frr_has(&frr, "198.51.100.0/24").await;
 
     frr.pause().unwrap();
-    let down = eventually(
-        "Hold Timer Expired on our side",
-        Duration::from_secs(10),
-        || async {
-            status(&us, lab.their_ip())
-                .await
-                .filter(|s| s.state != State::Established)
-        },
-    )
-    .await;
-    let why = down.last_error.unwrap_or_default();
-    assert!(why.contains("sent Hold Timer Expired"), "{why}");
-    ours::wait_no_route(&us, "203.0.113.0/24").await;
+    ours::expect_hold_timer_expiry(&us, &lab).await;
 
     frr.resume().unwrap();
     ours::established(&us, lab.their_ip()).await;
