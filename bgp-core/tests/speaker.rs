@@ -62,6 +62,22 @@ async fn established(s: &SpeakerHandle, peer: IpAddr) -> NeighborStatus {
     .await
 }
 
+/// A (AS 65001, .1) connecting to B (AS 65002, .2, passive, its side of the
+/// session adjusted by `b_side`); returns once B sees the session up.
+async fn pair(t: u8, b_side: impl FnOnce(&mut NeighborConfig)) -> (SpeakerHandle, SpeakerHandle) {
+    let a = speaker(t, 1, 65001).await;
+    let b = speaker(t, 2, 65002).await;
+    let mut nb = neighbor(t, 2, 1, RemoteAs::External);
+    nb.passive = true;
+    b_side(&mut nb);
+    a.add_neighbor(neighbor(t, 1, 2, RemoteAs::External))
+        .await
+        .unwrap();
+    b.add_neighbor(nb).await.unwrap();
+    established(&b, addr(t, 1)).await;
+    (a, b)
+}
+
 #[tokio::test]
 async fn routes_flow_both_ways_with_attributes() {
     let t = 1;
@@ -381,20 +397,14 @@ async fn dynamic_range_accepts_pods_and_forgets_them() {
 #[tokio::test]
 async fn max_prefixes_ceases_the_session() {
     let t = 5;
-    let a = speaker(t, 1, 65001).await;
-    let b = speaker(t, 2, 65002).await;
-    let mut nb = neighbor(t, 2, 1, RemoteAs::External);
-    nb.passive = true;
-    nb.max_prefixes = Some(MaxPrefixes {
-        limit: 3,
-        warning_only: false,
-        restart: None,
-    });
-    a.add_neighbor(neighbor(t, 1, 2, RemoteAs::External))
-        .await
-        .unwrap();
-    b.add_neighbor(nb).await.unwrap();
-    established(&b, addr(t, 1)).await;
+    let (a, b) = pair(t, |nb| {
+        nb.max_prefixes = Some(MaxPrefixes {
+            limit: 3,
+            warning_only: false,
+            restart: None,
+        })
+    })
+    .await;
     for i in 0..5u8 {
         a.announce(format!("192.0.2.{}/32", i).parse().unwrap(), attrs(vec![]))
             .await
@@ -577,20 +587,14 @@ async fn same_attributes_in_both_families_get_each_familys_next_hop() {
 #[tokio::test]
 async fn max_prefixes_counts_each_family_on_its_own() {
     let t = 41;
-    let a = speaker(t, 1, 65001).await;
-    let b = speaker(t, 2, 65002).await;
-    let mut nb = neighbor(t, 2, 1, RemoteAs::External);
-    nb.passive = true;
-    nb.max_prefixes = Some(MaxPrefixes {
-        limit: 3,
-        warning_only: false,
-        restart: None,
-    });
-    a.add_neighbor(neighbor(t, 1, 2, RemoteAs::External))
-        .await
-        .unwrap();
-    b.add_neighbor(nb).await.unwrap();
-    established(&b, addr(t, 1)).await;
+    let (a, b) = pair(t, |nb| {
+        nb.max_prefixes = Some(MaxPrefixes {
+            limit: 3,
+            warning_only: false,
+            restart: None,
+        })
+    })
+    .await;
     // Three of each family: within the limit, six in all.
     for i in 0..3u8 {
         a.announce(format!("192.0.2.{i}/32").parse().unwrap(), attrs(vec![]))
