@@ -309,3 +309,127 @@ impl RouteMap {
         }
     }
 }
+
+/// Why an [`ImportGuard`] refused a route; the `reason` label of the rejection
+/// counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuardReason {
+    /// The prefix is an admin-forbidden prefix or more specific than one.
+    Forbidden,
+    /// The prefix is outside the allowed prefixes (or their ge/le lengths).
+    NotAllowed,
+    /// The next hop is not the peer's own address.
+    NextHop,
+    /// The AS path is not just the peer's AS.
+    AsPath,
+    /// Accepting it would take the peer over its prefix limit.
+    MaxPrefixes,
+}
+
+impl GuardReason {
+    /// Every reason, in the order the guard checks them.
+    pub const ALL: [GuardReason; 5] = [
+        Self::Forbidden,
+        Self::NotAllowed,
+        Self::NextHop,
+        Self::AsPath,
+        Self::MaxPrefixes,
+    ];
+
+    /// The metric label and status text: `forbidden`, `not-allowed`,
+    /// `next-hop`, `as-path`, `max-prefixes`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Forbidden => "forbidden",
+            Self::NotAllowed => "not-allowed",
+            Self::NextHop => "next-hop",
+            Self::AsPath => "as-path",
+            Self::MaxPrefixes => "max-prefixes",
+        }
+    }
+}
+
+impl fmt::Display for GuardReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a peer that is not trusted (a pod) may announce, checked in this
+/// order: forbidden prefixes (and anything more specific) -> allowed prefixes
+/// with ge/le -> next hop is the peer's own address -> AS path is exactly the
+/// peer's AS -> max prefixes. A refused route is dropped, counted by
+/// [`GuardReason`], and the session stays up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ImportGuard {
+    /// Never accepted, nor anything more specific (pod and service CIDRs, node
+    /// subnets, the default route).
+    pub forbidden: Vec<IpNet>,
+    /// Only these are accepted (ge/le as in prefix lists); empty admits none.
+    pub allowed: PrefixSet,
+    /// The next hop must be the peer's session address.
+    pub next_hop_is_peer: bool,
+    /// The AS path must be one AS_SEQUENCE of the peer's AS only (repeats,
+    /// i.e. prepending, allowed).
+    pub as_path_is_peer: bool,
+    /// At most this many prefixes accepted from the peer; more are refused
+    /// one by one, without a Cease.
+    pub max_prefixes: Option<u32>,
+}
+
+impl ImportGuard {
+    /// The per-route checks (all but max prefixes, which needs the peer's
+    /// count): `Ok` when the route from `peer` (AS `peer_as`) passes.
+    pub fn check(
+        &self,
+        prefix: &IpNet,
+        attrs: &RouteAttrs,
+        peer: IpAddr,
+        peer_as: u32,
+    ) -> Result<(), GuardReason> {
+        if self
+            .forbidden
+            .iter()
+            .any(|f| f.contains(prefix) && prefix.prefix_len() >= f.prefix_len())
+        {
+            return Err(GuardReason::Forbidden);
+        }
+        if !self.allowed.matches(prefix) {
+            return Err(GuardReason::NotAllowed);
+        }
+        if self.next_hop_is_peer && !next_hop_is(attrs.next_hop.as_ref(), peer) {
+            return Err(GuardReason::NextHop);
+        }
+        if self.as_path_is_peer {
+            let only_peer = attrs.attributes.as_path.as_ref().is_some_and(|p| {
+                !p.segments.is_empty()
+                    && p.segments.iter().all(|s| {
+                        s.kind == crate::wire::SegmentType::Sequence
+                            && !s.asns.is_empty()
+                            && s.asns.iter().all(|&a| a == peer_as)
+                    })
+            });
+            if !only_peer {
+                return Err(GuardReason::AsPath);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a route's next hop is the peer's address (either address of an
+/// IPv6 global + link-local pair counts).
+fn next_hop_is(next_hop: Option<&NextHop>, peer: IpAddr) -> bool {
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+        v4 => v4,
+    };
+    match (next_hop, peer) {
+        (Some(NextHop::V4(a)), IpAddr::V4(p)) => *a == p,
+        (Some(NextHop::V6 { global, link_local }), IpAddr::V6(p)) => {
+            *global == p || *link_local == Some(p)
+        }
+        _ => false,
+    }
+}

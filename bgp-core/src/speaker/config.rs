@@ -93,6 +93,9 @@ pub struct NeighborConfig {
     pub import: Option<RouteMap>,
     /// Export policy; `None` for an external peer means nothing is sent.
     pub export: Option<RouteMap>,
+    /// What an untrusted peer (a pod) may announce, checked before `import`.
+    /// Counts as an import policy for RFC 8212.
+    pub guard: Option<std::sync::Arc<crate::policy::ImportGuard>>,
     /// Keep the routes as received, before policy, to re-apply a new import
     /// policy without asking the peer (soft-reconfiguration inbound).
     pub soft_reconfiguration_inbound: bool,
@@ -132,6 +135,7 @@ impl NeighborConfig {
             families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
             import: None,
             export: None,
+            guard: None,
             soft_reconfiguration_inbound: false,
             max_prefixes: None,
             next_hop_self: false,
