@@ -316,7 +316,8 @@ impl RouteMap {
 }
 
 /// Why an [`ImportGuard`] refused a route; the `reason` label of the rejection
-/// counters.
+/// counters and metrics, and `guard` in the speaker's `Event::Rejected`.
+/// Declared in the order the guard checks (the speaker relies on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GuardReason {
@@ -324,11 +325,16 @@ pub enum GuardReason {
     Forbidden,
     /// The prefix is outside the allowed prefixes (or their ge/le lengths).
     NotAllowed,
-    /// The next hop is not the peer's own address.
+    /// The next hop (NEXT_HOP, RFC 4271 section 5.1.3, or the MP_REACH_NLRI
+    /// next hop, RFC 4760) is not the peer's own address: a third-party next
+    /// hop the peer may not set.
     NextHop,
-    /// The AS path is not just the peer's AS.
+    /// The AS path (RFC 4271 section 5.1.2) is not just the peer's AS: the
+    /// peer passes on a route it did not originate.
     AsPath,
-    /// Accepting it would take the peer over its prefix limit.
+    /// Accepting it would take the peer over its prefix limit. Unlike the
+    /// RFC 4486 limit (`NeighborConfig::max_prefixes`) this refuses the route
+    /// and keeps the session.
     MaxPrefixes,
 }
 

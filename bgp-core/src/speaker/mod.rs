@@ -225,8 +225,9 @@ impl SpeakerHandle {
 
     /// Replaces a neighbor's configuration. Changes that the session itself
     /// depends on (AS numbers, families, timers, transport) restart it with a
-    /// Cease; the others (policies, limits, next hop, description) apply to the
-    /// running session, policies as in [`SpeakerHandle::set_policy`].
+    /// Cease; the others (policies, the import guard, limits, next hop,
+    /// description) apply to the running session, policies and guard as in
+    /// [`SpeakerHandle::set_policy`].
     pub async fn update_neighbor(&self, config: NeighborConfig) -> Result<(), SpeakerError> {
         self.ask(|tx| Command::UpdateNeighbor(Box::new(config), tx))
             .await?
@@ -1106,8 +1107,6 @@ impl SpeakerTask {
             .set(gauge(c.advertised));
         let received = m.prefixes_received.get_or_create(&n.labels);
         received.inc_by(c.received.saturating_sub(received.get()));
-        let rejected = m.prefixes_rejected.get_or_create(&n.labels);
-        rejected.inc_by(c.rejected.saturating_sub(rejected.get()));
     }
 
     fn remove<P: Family>(
@@ -1304,6 +1303,12 @@ impl SpeakerTask {
         };
         let total: u64 = refused.by_reason.iter().sum();
         n.counters.rejected += total;
+        // Here rather than in sync_metrics, so the total and its split by
+        // reason agree also after a re-import.
+        self.metrics
+            .prefixes_rejected
+            .get_or_create(&n.labels)
+            .inc_by(total);
         for (label, &count) in REJECT_REASONS.iter().zip(&refused.by_reason) {
             if count == 0 {
                 continue;
@@ -1351,6 +1356,7 @@ impl SpeakerTask {
             self.import(peer, (*a).clone(), &ps, &mut changes);
         }
         self.propagate(changes);
+        self.sync_metrics(peer);
     }
 
     fn check_max_prefixes(&mut self, peer: PeerId) {
