@@ -588,15 +588,16 @@ pub fn peer_list(v: &Value) -> Vec<Value> {
 
 /// A kernel table's podpeer routes: prefix to sorted gateways.
 pub fn kernel_routes(ns: &Netns, table: u32) -> io::Result<BTreeMap<String, Vec<String>>> {
-    let out = ns.ip(&[
-        "-j",
-        "route",
-        "show",
-        "table",
-        &table.to_string(),
-        "proto",
-        "201",
-    ])?;
+    kernel_routes_by_name(ns.name(), table)
+}
+
+/// [`kernel_routes`] of the namespace called `ns` (for threads that cannot
+/// borrow its guard).
+pub fn kernel_routes_by_name(ns: &str, table: u32) -> io::Result<BTreeMap<String, Vec<String>>> {
+    let table = table.to_string();
+    let out = crate::netns::run(std::process::Command::new("ip").args([
+        "-n", ns, "-j", "route", "show", "table", &table, "proto", "201",
+    ]))?;
     let routes: Vec<Value> = if out.trim().is_empty() {
         Vec::new()
     } else {
