@@ -3,7 +3,7 @@
 //! each in a network namespace of its own.
 //!
 //! ```text
-//!  client ── fabric (FRR, AS 65000) ── node (podpeer-node, AS 65010) ── bridge "pods"
+//!  client ── fabric (AS 65000) ── node (podpeer-node, AS 65010) ── bridge "pods"
 //!  172.31.0.2   172.31.0.1 / 172.30.0.1      172.30.0.2 / 10.244.1.1      ├ pod1 10.244.1.11
 //!                                                                          ├ pod2 10.244.1.12
 //!                                                                          └ pod3 10.244.1.13
@@ -138,7 +138,7 @@ pub struct PodLab {
     pub pods: Vec<Pod>,
     node: Option<Daemon>,
     /// The fabric router.
-    pub fabric: Frr,
+    pub fabric: Fabric,
     /// The client's namespace.
     pub client: Netns,
     /// The node's namespace.
@@ -211,13 +211,7 @@ impl PodLab {
                 "net.ipv4.conf.default.rp_filter=0",
             ])?;
         }
-        let fabric = Frr::start(
-            &fabric_ns,
-            &format!(
-                "router bgp {FABRIC_AS}\n bgp router-id {FABRIC_IP}\n no bgp ebgp-requires-policy\n \
-                 neighbor {NODE_IP} remote-as external\n neighbor {NODE_IP} timers 3 9\n"
-            ),
-        )?;
+        let fabric = Fabric::start(&fabric_ns)?;
         let mut lab = Self {
             pods: Vec::new(),
             node: None,
@@ -746,4 +740,199 @@ impl Drop for HttpServer {
             let _ = t.join();
         }
     }
+}
+
+/// The fabric router: FRR where it is installed, else a bgp-core speaker
+/// whose best routes the lab writes into the fabric namespace's kernel.
+pub enum Fabric {
+    /// FRR's zebra and bgpd.
+    Frr(Frr),
+    /// A bgp-core speaker and the thread installing its routes.
+    Speaker(FabricSpeaker),
+}
+
+/// A bgp-core speaker as the fabric router (when FRR is not installed).
+pub struct FabricSpeaker {
+    speaker: crate::NsSpeaker,
+    stop: Arc<AtomicBool>,
+    installer: Option<JoinHandle<()>>,
+}
+
+impl Drop for FabricSpeaker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.installer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A fabric's view of one route: AS path and communities, as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FabricPath {
+    /// `65010 4200000001`.
+    pub as_path: String,
+    /// `65010:100`, space-separated.
+    pub communities: String,
+}
+
+impl Fabric {
+    fn start(ns: &Netns) -> io::Result<Self> {
+        if crate::skip_reason(crate::FRR_BINARIES).is_none() {
+            return Ok(Self::Frr(Frr::start(
+                ns,
+                &format!(
+                    "router bgp {FABRIC_AS}\n bgp router-id {FABRIC_IP}\n no bgp ebgp-requires-policy\n \
+                     neighbor {NODE_IP} remote-as external\n neighbor {NODE_IP} timers 3 9\n"
+                ),
+            )?));
+        }
+        use bgp_core::fsm::RemoteAs;
+        use bgp_core::policy::RouteMap;
+        use bgp_core::speaker::{NeighborConfig, SpeakerConfig};
+        let ip: Ipv4Addr = FABRIC_IP.parse().map_err(io::Error::other)?;
+        let mut config = SpeakerConfig::new(FABRIC_AS, ip);
+        config.listen = vec![SocketAddr::new(ip.into(), 179)];
+        let speaker = crate::NsSpeaker::start(ns, config)?;
+        let mut n = NeighborConfig::new(
+            NODE_IP.parse().map_err(io::Error::other)?,
+            RemoteAs::External,
+        );
+        n.hold_time = 9;
+        n.connect_retry = Duration::from_secs(1);
+        n.import = Some(RouteMap::accept_all("fabric-in"));
+        let mut events = speaker.subscribe();
+        let handle = speaker.handle().clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let name = ns.name().to_string();
+        let installer = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if handle.add_neighbor(n).await.is_err() {
+                    return;
+                }
+                while !flag.load(Ordering::Relaxed) {
+                    let event =
+                        tokio::time::timeout(Duration::from_millis(100), events.recv()).await;
+                    let Ok(Ok(bgp_core::speaker::Event::Route { prefix, paths })) = event else {
+                        continue;
+                    };
+                    let p = prefix.to_string();
+                    let via = paths.iter().find_map(|r| match r.next_hop {
+                        Some(bgp_core::wire::NextHop::V4(a)) => Some(a.to_string()),
+                        _ => None,
+                    });
+                    let mut ip = std::process::Command::new("ip");
+                    ip.args(["-n", &name, "route"]);
+                    match via {
+                        Some(v) => ip.args(["replace", &p, "via", &v, "proto", "bgp"]),
+                        None => ip.args(["del", &p, "proto", "bgp"]),
+                    };
+                    let _ = crate::netns::run(&mut ip);
+                }
+            });
+        });
+        Ok(Self::Speaker(FabricSpeaker {
+            speaker,
+            stop,
+            installer: Some(installer),
+        }))
+    }
+
+    /// `FRR` or `bgp-core`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Frr(_) => "FRR",
+            Self::Speaker(_) => "a bgp-core speaker",
+        }
+    }
+
+    /// Whether the session with the node is Established.
+    pub fn established(&self, node: &str) -> bool {
+        match self {
+            Self::Frr(f) => f.established(node),
+            Self::Speaker(s) => block_on(s.speaker.neighbors()).is_ok_and(|r| {
+                r.is_ok_and(|ns| {
+                    ns.iter().any(|n| {
+                        n.address.to_string() == node
+                            && n.state == bgp_core::fsm::State::Established
+                    })
+                })
+            }),
+        }
+    }
+
+    /// The fabric's best path for an IPv4 `prefix`, if it has one.
+    pub fn path(&self, prefix: &str) -> io::Result<Option<FabricPath>> {
+        match self {
+            Self::Frr(f) => {
+                let v = f.json(&format!("show ip bgp {prefix} json"))?;
+                let p = &v["paths"][0];
+                Ok(p.is_object().then(|| FabricPath {
+                    as_path: p["aspath"]["string"].as_str().unwrap_or("").to_string(),
+                    communities: p["community"]["string"].as_str().unwrap_or("").to_string(),
+                }))
+            }
+            Self::Speaker(s) => {
+                let net: ipnet::IpNet = prefix.parse().map_err(io::Error::other)?;
+                let routes = block_on(s.speaker.routes())?.map_err(io::Error::other)?;
+                Ok(routes
+                    .into_iter()
+                    .find(|r| r.prefix == net)
+                    .and_then(|r| r.paths.into_iter().next())
+                    .map(|p| {
+                        let a = &p.attrs.attributes;
+                        FabricPath {
+                            as_path: a
+                                .as_path
+                                .as_ref()
+                                .map(|p| {
+                                    p.segments
+                                        .iter()
+                                        .flat_map(|s| &s.asns)
+                                        .map(u32::to_string)
+                                        .collect::<Vec<_>>()
+                                        .join(" ")
+                                })
+                                .unwrap_or_default(),
+                            communities: a
+                                .communities
+                                .iter()
+                                .map(|c| format!("{}:{}", c.0 >> 16, c.0 & 0xffff))
+                                .collect::<Vec<_>>()
+                                .join(" "),
+                        }
+                    }))
+            }
+        }
+    }
+
+    /// A human description of how the fabric holds `prefix`.
+    pub fn show(&self, prefix: &str) -> io::Result<String> {
+        match self {
+            Self::Frr(f) => f.vtysh(&[&format!("show ip bgp {prefix}")]),
+            Self::Speaker(_) => Ok(format!("{:?}\n", self.path(prefix)?)),
+        }
+    }
+
+    /// Where its logs and sockets are (FRR only).
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            Self::Frr(f) => Some(f.dir()),
+            Self::Speaker(_) => None,
+        }
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> io::Result<F::Output> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f))
 }

@@ -19,7 +19,7 @@ use podpeer_interop_tests::ours::{attrs, net};
 use podpeer_interop_tests::podlab::{
     self, HIJACK, NODE_IP, Options, POD_GATEWAY, PodLab, VIP, VIP_TABLE, peer_list,
 };
-use podpeer_interop_tests::{FRR_BINARIES, Netns, NsSpeaker, skip_unless_runnable, veth};
+use podpeer_interop_tests::{Netns, NsSpeaker, skip_unless_runnable, veth};
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -74,7 +74,7 @@ fn wait(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
 
 #[test]
 fn vip_from_three_pods_is_installed_as_ecmp_and_reachable_from_the_client() {
-    skip_unless_runnable!(FRR_BINARIES);
+    skip_unless_runnable!(&[]);
     let lab = start(Options {
         hijack: false,
         ..Options::default()
@@ -100,18 +100,11 @@ fn vip_from_three_pods_is_installed_as_ecmp_and_reachable_from_the_client() {
     // The fabric has the VIP from the node, with the group's community.
     let fabric = wait_fabric(&lab);
     assert_eq!(fabric, [NODE_IP]);
-    let bgp = lab
-        .fabric
-        .json(&format!("show ip bgp {VIP}/32 json"))
-        .unwrap();
-    let community = bgp["paths"][0]["community"]["string"]
-        .as_str()
-        .unwrap_or("");
-    assert!(community.contains("65010:100"), "{bgp}");
+    let path = lab.fabric.path(&format!("{VIP}/32")).unwrap().unwrap();
+    assert!(path.communities.contains("65010:100"), "{path:?}");
     assert_eq!(
-        bgp["paths"][0]["aspath"]["string"].as_str(),
-        Some("65010 4200000001"),
-        "the node passes the pod's AS on: {bgp}"
+        path.as_path, "65010 4200000001",
+        "the node passes the pod's AS on: {path:?}"
     );
     // The client's requests reach every pod (flows hashed over the next hops).
     let answers = lab.client_requests(60).unwrap();
@@ -147,7 +140,7 @@ fn wait_fabric(lab: &PodLab) -> Vec<String> {
 
 #[test]
 fn failing_health_check_takes_the_pod_out_and_back() {
-    skip_unless_runnable!(FRR_BINARIES);
+    skip_unless_runnable!(&[]);
     let mut lab = start(Options {
         hijack: false,
         ..Options::default()
@@ -190,7 +183,7 @@ fn failing_health_check_takes_the_pod_out_and_back() {
 
 #[test]
 fn sigterm_withdraws_before_the_session_closes() {
-    skip_unless_runnable!(FRR_BINARIES);
+    skip_unless_runnable!(&[]);
     let mut lab = start(Options {
         hijack: false,
         ..Options::default()
@@ -252,7 +245,7 @@ fn sigterm_withdraws_before_the_session_closes() {
 
 #[test]
 fn pod_restarted_with_a_new_address_is_followed() {
-    skip_unless_runnable!(FRR_BINARIES);
+    skip_unless_runnable!(&[]);
     let mut lab = start(Options {
         hijack: false,
         ..Options::default()
@@ -342,7 +335,7 @@ fn rogue_pod(lab: &PodLab, ip: Ipv4Addr, announce: &[&str]) -> (Netns, NsSpeaker
 
 #[test]
 fn every_hijack_is_refused_and_never_installed() {
-    skip_unless_runnable!(FRR_BINARIES);
+    skip_unless_runnable!(&[]);
     let lab = start(Options::default());
     let refused = [
         ("10.244.0.0/16", "forbidden"),     // the pod CIDR itself
@@ -424,7 +417,7 @@ fn every_hijack_is_refused_and_never_installed() {
 
 #[test]
 fn a_peer_no_group_admits_is_refused() {
-    skip_unless_runnable!(FRR_BINARIES);
+    skip_unless_runnable!(&[]);
     let lab = start(Options {
         hijack: false,
         ..Options::default()
@@ -453,7 +446,7 @@ fn a_peer_no_group_admits_is_refused() {
 
 #[test]
 fn node_restart_leaves_no_stale_and_no_missing_route() {
-    skip_unless_runnable!(FRR_BINARIES);
+    skip_unless_runnable!(&[]);
     let mut lab = start(Options {
         hijack: false,
         reconcile_after: Duration::from_secs(3),

@@ -16,12 +16,12 @@ use clap::Parser;
 use podpeer_interop_tests::podlab::{
     self, FABRIC_IP, HIJACK, NODE_IP, Options, PodLab, VIP, VIP_TABLE,
 };
-use podpeer_interop_tests::{FRR_BINARIES, skip_reason};
+use podpeer_interop_tests::skip_reason;
 
 /// Runs the podpeer lab: pods announcing a VIP through podpeer-sidecar, a node
 /// guarding and installing it with podpeer-node, a fabric router (FRR) and a
-/// client, all in network namespaces. Needs root, FRR and the podpeer
-/// binaries (`scripts/lab.sh` builds them and runs this).
+/// client, all in network namespaces. Needs root and the podpeer binaries;
+/// the fabric is FRR where installed, else a bgp-core speaker (`scripts/lab.sh` builds them and runs this).
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -43,7 +43,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(why) = skip_reason(FRR_BINARIES) {
+    if let Some(why) = skip_reason(&[]) {
         eprintln!("podpeer-lab cannot run: {why}");
         return ExitCode::FAILURE;
     }
@@ -127,8 +127,9 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<()> {
         ..Options::default()
     })?;
     println!(
-        "      client {} ── fabric (FRR, AS {}) {} ── {} node (podpeer-node, AS {}) ── bridge \"pods\"",
+        "      client {} ── fabric ({}, AS {}) {} ── {} node (podpeer-node, AS {}) ── bridge \"pods\"",
         podlab::CLIENT_IP,
+        lab.fabric.kind(),
         podlab::FABRIC_AS,
         FABRIC_IP,
         NODE_IP,
@@ -201,10 +202,7 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<()> {
     if via != [NODE_IP] {
         return Err(format!("the fabric routes {VIP} via {via:?}, not the node").into());
     }
-    print!(
-        "{}",
-        indent(&lab.fabric.vtysh(&[&format!("show ip bgp {VIP}/32")])?)
-    );
+    print!("{}", indent(&lab.fabric.show(&format!("{VIP}/32"))?));
 
     story.step(&format!(
         "The client sends {} HTTP requests to {VIP}",
@@ -293,12 +291,17 @@ fn explore(lab: &PodLab) {
   ip -n {n} rule                                # the table reached from the fabric
   ip netns exec {pod1} {sidecar} status        # a sidecar's session and VIPs
   ip netns exec {} curl -s http://{VIP}/   # the VIP from the client
-  ip netns exec {} vtysh --vty_socket {} -c 'show ip bgp'
-  logs and configurations: {}
+{}  logs and configurations: {}
 Press Ctrl-C to stop and remove everything.",
         lab.client.name(),
-        lab.fabric_ns.name(),
-        lab.fabric.dir().display(),
+        match lab.fabric.dir() {
+            Some(d) => format!(
+                "  ip netns exec {} vtysh --vty_socket {} -c 'show ip bgp'\n",
+                lab.fabric_ns.name(),
+                d.display()
+            ),
+            None => String::new(),
+        },
         lab.dir().display()
     );
 }
