@@ -24,6 +24,7 @@ pub mod frr;
 pub mod gobgp;
 pub mod netns;
 pub mod ours;
+pub mod podlab;
 mod process;
 pub mod speaker;
 

@@ -21,12 +21,25 @@ pub(crate) struct Daemon {
 impl Daemon {
     /// Starts `argv` inside `ns`, its output going to `dir/NAME.out`.
     pub(crate) fn spawn(ns: &Netns, name: &str, argv: &[&str], dir: &Path) -> io::Result<Self> {
+        Self::spawn_env(ns, name, argv, dir, &[])
+    }
+
+    /// [`Daemon::spawn`] with extra environment variables. The output file is
+    /// appended to, so a restarted daemon's log follows the earlier one's.
+    pub(crate) fn spawn_env(
+        ns: &Netns,
+        name: &str,
+        argv: &[&str],
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> io::Result<Self> {
         let output = dir.join(format!("{name}.out"));
-        let out = File::create(&output)?;
+        let out = File::options().create(true).append(true).open(&output)?;
         let err = out.try_clone()?;
         let child = ns
             .command(argv[0])
             .args(&argv[1..])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -81,6 +94,34 @@ impl Daemon {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// Waits up to `limit` for the process to exit; its status (SIGKILL and
+    /// an error after the limit).
+    pub(crate) fn wait(&mut self, limit: Duration) -> io::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{} did not exit within {limit:?}", self.name),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then [`Daemon::wait`].
+    pub(crate) fn terminate(&mut self, limit: Duration) -> io::Result<std::process::ExitStatus> {
+        self.signal(Signal::SIGTERM)?;
+        self.wait(limit)
     }
 }
 
