@@ -348,9 +348,15 @@ impl App {
                     .get_or_create(&labels)
                     .set(i64::from(h.is_up()));
                 if h.is_up() {
-                    info!(vip = %prefix, %check, "VIP {prefix} is healthy ({check}: {}): announcing", outcome.reason);
+                    info!(
+                        "VIP {prefix} is healthy ({check}: {}): announcing",
+                        outcome.reason
+                    );
                 } else {
-                    warn!(vip = %prefix, %check, "VIP {prefix} is unhealthy ({check}: {}): withdrawing", outcome.reason);
+                    warn!(
+                        "VIP {prefix} is unhealthy ({check}: {}): withdrawing",
+                        outcome.reason
+                    );
                 }
             }
             None if flipped => {
@@ -362,8 +368,11 @@ impl App {
                         " (not enough failures yet to fall)".to_owned()
                     }
                 });
-                info!(vip = %prefix, %check, "VIP {prefix} check {}: {}; still {health}{left}",
-                    if outcome.passed { "passed" } else { "failed" }, outcome.reason);
+                info!(
+                    "VIP {prefix} check {}: {}; still {health}{left}",
+                    if outcome.passed { "passed" } else { "failed" },
+                    outcome.reason
+                );
             }
             None => debug!(vip = %prefix, %check, passed = outcome.passed, "{}", outcome.reason),
         }
@@ -505,6 +514,12 @@ impl Signals {
 
 /// Runs the sidecar until SIGTERM or SIGINT, then drains and returns.
 pub async fn run(config: Config) -> Result<(), RunError> {
+    if let NodeSpec::Unnumbered(iface) = &config.node {
+        return Err(RunError::Config(format!(
+            "node: unnumbered:{iface}: BGP unnumbered arrives with [4/8]; \
+             set node to auto (the default gateway) or the node's address"
+        )));
+    }
     let mut signals = Signals::new()?;
     let app = App::new(config.clone());
     let listener = tokio::net::TcpListener::bind(config.http)
@@ -597,8 +612,8 @@ async fn drive(
     let why = loop {
         tokio::select! {
             r = &mut start, if events.is_none() => {
-                let bgp = r?;
-                events = Some(bgp.speaker.subscribe());
+                let (bgp, rx) = r?;
+                events = Some(rx);
                 let _ = app.bgp.set(bgp);
                 for i in 0..config.vips.len() {
                     app.sync(i).await?;
@@ -694,14 +709,17 @@ async fn log_event(app: &App, ev: Event) {
     }
 }
 
-/// Finds the node, picks the router id, starts the speaker and its sessions.
-async fn start_bgp(app: &App, netlink: Option<&Netlink>) -> Result<Bgp, RunError> {
+/// Finds the node, picks the router id, starts the speaker and its sessions;
+/// the speaker's events from before the first session on.
+async fn start_bgp(
+    app: &App,
+    netlink: Option<&Netlink>,
+) -> Result<(Bgp, broadcast::Receiver<Event>), RunError> {
     let config = &app.config;
     let peers = match (&config.node, netlink) {
         (NodeSpec::Unnumbered(iface), _) => {
             return Err(RunError::Config(format!(
-                "node: unnumbered:{iface}: BGP unnumbered arrives with [4/8]; \
-                 set node to auto (the default gateway) or the node's address"
+                "node: unnumbered:{iface} arrives with [4/8]"
             )));
         }
         (NodeSpec::Address(a), _) => vec![NodePeer {
@@ -734,8 +752,8 @@ async fn start_bgp(app: &App, netlink: Option<&Netlink>) -> Result<Bgp, RunError
     speaker
         .metrics()
         .register(&mut app.registry.lock().unwrap_or_else(|e| e.into_inner()));
+    let events = speaker.subscribe();
     for s in &sessions {
-        speaker.add_neighbor(neighbor_config(config, s)).await?;
         let families: Vec<String> = s.families.iter().map(|f| f.to_string()).collect();
         info!(
             "peering with node {} ({}), AS {}, local AS {}, router id {router_id}, {}",
@@ -745,6 +763,7 @@ async fn start_bgp(app: &App, netlink: Option<&Netlink>) -> Result<Bgp, RunError
             config.local_as,
             families.join(" + ")
         );
+        speaker.add_neighbor(neighbor_config(config, s)).await?;
     }
     {
         let mut vips = app.vips();
@@ -764,9 +783,12 @@ async fn start_bgp(app: &App, netlink: Option<&Netlink>) -> Result<Bgp, RunError
             }
         }
     }
-    Ok(Bgp {
-        speaker,
-        router_id,
-        sessions,
-    })
+    Ok((
+        Bgp {
+            speaker,
+            router_id,
+            sessions,
+        },
+        events,
+    ))
 }

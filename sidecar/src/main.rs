@@ -4,6 +4,7 @@
 //! prints a running sidecar's sessions and VIPs. Exit codes: 0 done, 1
 //! failure, 2 bad configuration.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -172,6 +173,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
