@@ -360,18 +360,17 @@ impl App {
                 }
             }
             None if flipped => {
-                let (health, m) = (v.health(), v.machine.as_ref());
-                let left = m.map_or(String::new(), |_| {
-                    if outcome.passed {
-                        " (not enough passes yet to rise)".to_owned()
-                    } else {
-                        " (not enough failures yet to fall)".to_owned()
-                    }
-                });
+                // A result that differs from the last but not yet enough
+                // of them to change the health.
+                let (verb, wait) = if outcome.passed {
+                    ("passed", "passes yet to rise")
+                } else {
+                    ("failed", "failures yet to fall")
+                };
                 info!(
-                    "VIP {prefix} check {}: {}; still {health}{left}",
-                    if outcome.passed { "passed" } else { "failed" },
-                    outcome.reason
+                    "VIP {prefix} check {verb}: {}; still {} (not enough {wait})",
+                    outcome.reason,
+                    v.health()
                 );
             }
             None => debug!(vip = %prefix, %check, passed = outcome.passed, "{}", outcome.reason),

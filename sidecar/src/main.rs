@@ -118,9 +118,10 @@ struct RunArgs {
 
 #[derive(Args, Debug)]
 struct StatusArgs {
-    /// The sidecar's HTTP address.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9179")]
-    http: String,
+    /// The sidecar's HTTP address. [default: PODPEER_HTTP when set (an
+    /// unspecified address read as loopback), else 127.0.0.1:9179]
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
     /// Print the JSON document as the sidecar sent it.
     #[arg(long)]
     json: bool,
@@ -235,7 +236,11 @@ fn status_command(args: &StatusArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (doc, body) = runtime.block_on(status::fetch(&args.http))?;
+    let addr = args
+        .http
+        .clone()
+        .unwrap_or_else(|| status::local_address(std::env::var("PODPEER_HTTP").ok().as_deref()));
+    let (doc, body) = runtime.block_on(status::fetch(&addr))?;
     if args.json {
         println!("{}", String::from_utf8_lossy(&body));
     } else {

@@ -115,6 +115,12 @@ pub fn plan(
                 .to_owned(),
         );
     }
+    if has_v6_vips && pod.v6_session_link_local && pod.v6.is_none() {
+        warnings.push(
+            "IPv6 VIPs go out with the link-local session address as next hop: the pod has no global IPv6 address"
+                .to_owned(),
+        );
+    }
     let plans = peers
         .iter()
         .map(|p| {
@@ -330,6 +336,14 @@ mod tests {
         assert!(plans[0].peer.is_link_local());
         assert_eq!(plans[0].next_hop_v6, Some(global));
         assert_eq!(plans[0].families, vec![AfiSafi::IPV6_UNICAST]);
+
+        let pod = PodAddresses { v6: None, ..pod };
+        let (plans, warnings) = plan(&[peer("fe80::1")], pod, &nets(&["2001:db8::1/128"]));
+        assert_eq!(plans[0].next_hop_v6, None);
+        assert!(
+            warnings[0].contains("link-local session address as next hop"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

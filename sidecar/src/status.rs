@@ -148,6 +148,27 @@ pub async fn fetch(addr: &str) -> Result<(StatusDoc, Vec<u8>), StatusError> {
     Ok((doc, r.body.to_vec()))
 }
 
+/// Where `status` asks by default: the sidecar's own `http` setting (from
+/// `PODPEER_HTTP`, shared by the container) with an unspecified address read
+/// as loopback, else `127.0.0.1:9179`.
+pub fn local_address(http: Option<&str>) -> String {
+    match http
+        .map(str::trim)
+        .and_then(|h| h.parse::<std::net::SocketAddr>().ok())
+    {
+        Some(mut a) => {
+            if a.ip().is_unspecified() {
+                a.set_ip(match a.ip() {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                });
+            }
+            a.to_string()
+        }
+        None => "127.0.0.1:9179".to_owned(),
+    }
+}
+
 fn ago(secs: u64) -> String {
     fmt_duration(Duration::from_secs(secs))
 }
@@ -360,6 +381,15 @@ mod tests {
             .find(|l| l.starts_with("VIP"))
             .unwrap_or_default();
         assert_eq!(header.find("Health"), vip.find("healthy"));
+    }
+
+    #[test]
+    fn status_asks_where_the_sidecar_serves() {
+        assert_eq!(local_address(None), "127.0.0.1:9179");
+        assert_eq!(local_address(Some("0.0.0.0:9180")), "127.0.0.1:9180");
+        assert_eq!(local_address(Some("[::]:9181")), "[::1]:9181");
+        assert_eq!(local_address(Some("10.0.0.2:9182")), "10.0.0.2:9182");
+        assert_eq!(local_address(Some("junk")), "127.0.0.1:9179");
     }
 
     #[test]

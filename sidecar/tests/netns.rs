@@ -459,9 +459,13 @@ async fn gateway_vip_health_readyz_status_and_sigterm() {
         "SIGTERM to withdrawal: {:?}; withdrawal to session down: {drain:?} (drainTime 1s)",
         t_withdraw - t0
     );
-    assert!(t_withdraw - t0 < Duration::from_millis(500));
     assert!(
-        drain >= Duration::from_millis(900) && drain < Duration::from_millis(2500),
+        t_withdraw - t0 < Duration::from_secs(2),
+        "{:?}",
+        t_withdraw - t0
+    );
+    assert!(
+        drain >= Duration::from_millis(700) && drain < Duration::from_secs(3),
         "{drain:?}"
     );
     let code = sidecar.wait(Duration::from_secs(10));
