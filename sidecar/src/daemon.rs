@@ -607,10 +607,12 @@ async fn drive(
 
     let start = start_bgp(app, netlink);
     tokio::pin!(start);
+    let mut started = false;
     let mut events: Option<broadcast::Receiver<Event>> = None;
     let why = loop {
         tokio::select! {
-            r = &mut start, if events.is_none() => {
+            r = &mut start, if !started => {
+                started = true;
                 let (bgp, rx) = r?;
                 events = Some(rx);
                 let _ = app.bgp.set(bgp);
