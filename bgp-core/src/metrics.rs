@@ -1,7 +1,8 @@
 //! Prometheus metrics of a speaker (`prometheus-client`): session state and
 //! transitions, messages by type in and out, and prefixes received, accepted,
-//! rejected and advertised per neighbor. A host program registers them in its
-//! own registry with [`Metrics::register`] and serves them.
+//! rejected (in all and by reason) and advertised per neighbor. A host program
+//! registers them in its own registry with [`Metrics::register`] and serves
+//! them.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::fsm::State;
+use crate::speaker::REJECT_REASONS;
 use crate::wire::MessageType;
 
 /// Labels of per-neighbor metrics.
@@ -26,6 +28,17 @@ pub struct MessageLabels {
     pub neighbor: String,
     /// OPEN, UPDATE, NOTIFICATION, KEEPALIVE or ROUTE-REFRESH.
     pub r#type: String,
+}
+
+/// Labels of the refused-prefix counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    /// The neighbor's address.
+    pub neighbor: String,
+    /// One of [`REJECT_REASONS`]: the import guard's reasons
+    /// ([`GuardReason::as_str`](crate::policy::GuardReason::as_str)), `policy`,
+    /// `rfc8212` or `as-loop`.
+    pub reason: String,
 }
 
 /// The metrics of one speaker.
@@ -47,6 +60,9 @@ pub struct Metrics {
     pub prefixes_accepted: Family<NeighborLabels, Gauge>,
     /// Prefixes refused by policy or checks.
     pub prefixes_rejected: Family<NeighborLabels, Counter>,
+    /// Prefixes refused on import, by reason (`bgp_rejected_prefixes_total`);
+    /// the same total as `prefixes_rejected`, split.
+    pub rejected_prefixes: Family<RejectLabels, Counter>,
     /// Prefixes now advertised to the neighbor.
     pub prefixes_advertised: Family<NeighborLabels, Gauge>,
 }
@@ -118,6 +134,11 @@ impl Metrics {
             self.prefixes_rejected.clone(),
         );
         r.register(
+            "rejected_prefixes",
+            "Prefixes refused on import, by reason",
+            self.rejected_prefixes.clone(),
+        );
+        r.register(
             "prefixes_advertised",
             "Prefixes advertised to the neighbor",
             self.prefixes_advertised.clone(),
@@ -143,6 +164,15 @@ impl Metrics {
         family.get_or_create(&labels).inc_by(n);
     }
 
+    /// Counts `n` prefixes of `neighbor` refused for `reason`.
+    pub(crate) fn rejected(&self, neighbor: &NeighborLabels, reason: &str, n: u64) {
+        let labels = RejectLabels {
+            neighbor: neighbor.neighbor.clone(),
+            reason: reason.to_owned(),
+        };
+        self.rejected_prefixes.get_or_create(&labels).inc_by(n);
+    }
+
     /// Forgets a neighbor's series (it was removed).
     pub(crate) fn remove(&self, neighbor: &NeighborLabels) {
         for f in [
@@ -159,6 +189,12 @@ impl Metrics {
             &self.prefixes_rejected,
         ] {
             f.remove(neighbor);
+        }
+        for reason in REJECT_REASONS {
+            self.rejected_prefixes.remove(&RejectLabels {
+                neighbor: neighbor.neighbor.clone(),
+                reason: reason.to_owned(),
+            });
         }
     }
 }

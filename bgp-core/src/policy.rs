@@ -5,6 +5,11 @@
 //! A [`RouteMap`] is applied to one route at a time and either rejects it or
 //! accepts it, possibly with changed attributes. What happens when a neighbor has
 //! no policy at all (RFC 8212: nothing for external peers) is the speaker's call.
+//!
+//! An [`ImportGuard`] is the fixed set of checks for peers that are not trusted
+//! (pods announcing their VIPs): forbidden and allowed prefixes, next hop and AS
+//! path of the peer itself, and a prefix limit. It refuses routes one by one
+//! and says why ([`GuardReason`], [`GuardRefusal`]); it never resets a session.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -12,7 +17,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::rib::RouteAttrs;
-use crate::wire::{Community, LargeCommunity, NextHop};
+use crate::wire::{AsPath, Community, LargeCommunity, NextHop, SegmentType};
 
 /// One entry of a prefix set: a prefix and the range of lengths it admits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -311,7 +316,8 @@ impl RouteMap {
 }
 
 /// Why an [`ImportGuard`] refused a route; the `reason` label of the rejection
-/// counters.
+/// counters and metrics, and `guard` in the speaker's `Event::Rejected`.
+/// Declared in the order the guard checks (the speaker relies on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GuardReason {
@@ -319,11 +325,16 @@ pub enum GuardReason {
     Forbidden,
     /// The prefix is outside the allowed prefixes (or their ge/le lengths).
     NotAllowed,
-    /// The next hop is not the peer's own address.
+    /// The next hop (NEXT_HOP, RFC 4271 section 5.1.3, or the MP_REACH_NLRI
+    /// next hop, RFC 4760) is not the peer's own address: a third-party next
+    /// hop the peer may not set.
     NextHop,
-    /// The AS path is not just the peer's AS.
+    /// The AS path (RFC 4271 section 5.1.2) is not just the peer's AS: the
+    /// peer passes on a route it did not originate.
     AsPath,
-    /// Accepting it would take the peer over its prefix limit.
+    /// Accepting it would take the peer over its prefix limit. Unlike the
+    /// RFC 4486 limit (`NeighborConfig::max_prefixes`) this refuses the route
+    /// and keeps the session.
     MaxPrefixes,
 }
 
@@ -356,31 +367,113 @@ impl fmt::Display for GuardReason {
     }
 }
 
+/// A route an [`ImportGuard`] refused, with what an operator needs to see why.
+/// [`GuardRefusal::reason`] is the counter label; `Display` is the sentence for
+/// logs, events and status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardRefusal {
+    /// The prefix is this forbidden prefix or more specific than it.
+    Forbidden(IpNet),
+    /// No allowed entry admits the prefix.
+    NotAllowed,
+    /// The next hop is not the peer's session address.
+    NextHop {
+        /// The route's next hop (`None`: it had none).
+        next_hop: Option<NextHop>,
+        /// The peer's address.
+        peer: IpAddr,
+    },
+    /// The AS path is not one AS_SEQUENCE of the peer's AS only.
+    AsPath {
+        /// The route's AS path (`None`: it had none).
+        as_path: Option<AsPath>,
+        /// The peer's AS.
+        peer_as: u32,
+    },
+    /// The peer already has this many prefixes accepted.
+    MaxPrefixes(u32),
+}
+
+impl GuardRefusal {
+    /// The kind of refusal, without the details.
+    pub fn reason(&self) -> GuardReason {
+        match self {
+            Self::Forbidden(_) => GuardReason::Forbidden,
+            Self::NotAllowed => GuardReason::NotAllowed,
+            Self::NextHop { .. } => GuardReason::NextHop,
+            Self::AsPath { .. } => GuardReason::AsPath,
+            Self::MaxPrefixes(_) => GuardReason::MaxPrefixes,
+        }
+    }
+}
+
+impl fmt::Display for GuardRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Forbidden(p) => write!(f, "forbidden prefix {p}"),
+            Self::NotAllowed => f.write_str("outside the allowed prefixes"),
+            Self::NextHop { next_hop, peer } => {
+                match next_hop {
+                    None => f.write_str("no next hop")?,
+                    Some(NextHop::V4(a)) => write!(f, "next hop {a}")?,
+                    Some(NextHop::V6 {
+                        global,
+                        link_local: None,
+                    }) => write!(f, "next hop {global}")?,
+                    Some(NextHop::V6 {
+                        global,
+                        link_local: Some(ll),
+                    }) => write!(f, "next hop {global} (link-local {ll})")?,
+                    Some(NextHop::Other(_)) => f.write_str("an unparsed next hop")?,
+                }
+                write!(f, " is not the peer {peer}")
+            }
+            Self::AsPath { as_path, peer_as } => match as_path {
+                Some(p) if !p.segments.is_empty() => {
+                    write!(f, "AS path {p} is not just the peer's AS {peer_as}")
+                }
+                _ => write!(f, "an empty AS path is not just the peer's AS {peer_as}"),
+            },
+            Self::MaxPrefixes(limit) => write!(f, "over the limit of {limit} prefixes"),
+        }
+    }
+}
+
 /// What a peer that is not trusted (a pod) may announce, checked in this
 /// order: forbidden prefixes (and anything more specific) -> allowed prefixes
 /// with ge/le -> next hop is the peer's own address -> AS path is exactly the
 /// peer's AS -> max prefixes. A refused route is dropped, counted by
-/// [`GuardReason`], and the session stays up.
+/// [`GuardReason`], and the session stays up: unlike a route map rejection or
+/// the RFC 4486 prefix limit, nothing here ever resets the session.
+///
+/// The speaker applies it (`NeighborConfig::guard`) before the import route
+/// map, and a guard counts as an import policy for RFC 8212.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ImportGuard {
     /// Never accepted, nor anything more specific (pod and service CIDRs, node
-    /// subnets, the default route).
+    /// subnets). A zero-length entry (`0.0.0.0/0`, `::/0`) forbids the default
+    /// route itself only, since every prefix of its family is more specific.
     pub forbidden: Vec<IpNet>,
     /// Only these are accepted (ge/le as in prefix lists); empty admits none.
     pub allowed: PrefixSet,
-    /// The next hop must be the peer's session address.
+    /// The next hop must be the peer's session address (for an IPv6 next hop
+    /// either of a global + link-local pair counts, and over an IPv4 session the
+    /// IPv4-mapped form of the peer's address does too).
     pub next_hop_is_peer: bool,
-    /// The AS path must be one AS_SEQUENCE of the peer's AS only (repeats,
-    /// i.e. prepending, allowed).
+    /// The AS path must be one or more AS_SEQUENCE segments of the peer's AS
+    /// only (repeats, i.e. prepending, allowed; AS_SET, confederation segments
+    /// and an empty path refused).
     pub as_path_is_peer: bool,
-    /// At most this many prefixes accepted from the peer; more are refused
-    /// one by one, without a Cease.
+    /// At most this many prefixes (both families together) accepted from the
+    /// peer; a new prefix beyond it is refused, a replacement of an accepted one
+    /// passes, a withdrawal frees a slot. No Cease.
     pub max_prefixes: Option<u32>,
 }
 
 impl ImportGuard {
     /// The per-route checks (all but max prefixes, which needs the peer's
-    /// count): `Ok` when the route from `peer` (AS `peer_as`) passes.
+    /// count): `Ok` when the route from `peer` (AS `peer_as`) passes, else the
+    /// first reason it fails, in the guard's order.
     pub fn check(
         &self,
         prefix: &IpNet,
@@ -388,48 +481,82 @@ impl ImportGuard {
         peer: IpAddr,
         peer_as: u32,
     ) -> Result<(), GuardReason> {
-        if self
-            .forbidden
-            .iter()
-            .any(|f| f.contains(prefix) && prefix.prefix_len() >= f.prefix_len())
-        {
-            return Err(GuardReason::Forbidden);
+        self.check_detailed(prefix, attrs, peer, peer_as)
+            .map_err(|r| r.reason())
+    }
+
+    /// [`ImportGuard::check`] with the details of a refusal: which forbidden
+    /// prefix covers the route, which next hop or AS path it had.
+    pub fn check_detailed(
+        &self,
+        prefix: &IpNet,
+        attrs: &RouteAttrs,
+        peer: IpAddr,
+        peer_as: u32,
+    ) -> Result<(), GuardRefusal> {
+        if let Some(f) = self.forbidden_by(prefix) {
+            return Err(GuardRefusal::Forbidden(f));
         }
         if !self.allowed.matches(prefix) {
-            return Err(GuardReason::NotAllowed);
+            return Err(GuardRefusal::NotAllowed);
         }
         if self.next_hop_is_peer && !next_hop_is(attrs.next_hop.as_ref(), peer) {
-            return Err(GuardReason::NextHop);
-        }
-        if self.as_path_is_peer {
-            let only_peer = attrs.attributes.as_path.as_ref().is_some_and(|p| {
-                !p.segments.is_empty()
-                    && p.segments.iter().all(|s| {
-                        s.kind == crate::wire::SegmentType::Sequence
-                            && !s.asns.is_empty()
-                            && s.asns.iter().all(|&a| a == peer_as)
-                    })
+            return Err(GuardRefusal::NextHop {
+                next_hop: attrs.next_hop.clone(),
+                peer,
             });
-            if !only_peer {
-                return Err(GuardReason::AsPath);
-            }
+        }
+        let as_path = attrs.attributes.as_path.as_ref();
+        if self.as_path_is_peer && !as_path.is_some_and(|p| is_only(p, peer_as)) {
+            return Err(GuardRefusal::AsPath {
+                as_path: as_path.cloned(),
+                peer_as,
+            });
         }
         Ok(())
     }
+
+    /// The first forbidden prefix that `prefix` is, or is more specific than.
+    pub fn forbidden_by(&self, prefix: &IpNet) -> Option<IpNet> {
+        self.forbidden.iter().copied().find(|f| {
+            if f.prefix_len() == 0 {
+                // "More specific than the default route" is everything.
+                prefix.prefix_len() == 0 && f.contains(prefix)
+            } else {
+                f.contains(prefix)
+            }
+        })
+    }
 }
 
-/// Whether a route's next hop is the peer's address (either address of an
-/// IPv6 global + link-local pair counts).
+/// Whether a path is one or more AS_SEQUENCEs of `asn` alone.
+fn is_only(path: &AsPath, asn: u32) -> bool {
+    !path.segments.is_empty()
+        && path.segments.iter().all(|s| {
+            s.kind == SegmentType::Sequence
+                && !s.asns.is_empty()
+                && s.asns.iter().all(|&a| a == asn)
+        })
+}
+
+/// Whether a route's next hop is the peer's address: either address of an
+/// IPv6 global + link-local pair counts, IPv4-mapped forms count as IPv4.
 fn next_hop_is(next_hop: Option<&NextHop>, peer: IpAddr) -> bool {
-    let peer = match peer {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-        v4 => v4,
-    };
-    match (next_hop, peer) {
-        (Some(NextHop::V4(a)), IpAddr::V4(p)) => *a == p,
-        (Some(NextHop::V6 { global, link_local }), IpAddr::V6(p)) => {
-            *global == p || *link_local == Some(p)
+    let peer = canonical(peer);
+    match next_hop {
+        Some(NextHop::V4(a)) => peer == IpAddr::V4(*a),
+        Some(NextHop::V6 { global, link_local }) => {
+            canonical(IpAddr::V6(*global)) == peer
+                || link_local.is_some_and(|ll| IpAddr::V6(ll) == peer)
         }
-        _ => false,
+        Some(NextHop::Other(_)) | None => false,
+    }
+}
+
+/// An IPv4-mapped IPv6 address as IPv4; others unchanged.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }

@@ -309,6 +309,7 @@ async fn import_policy_rejects_and_modifies() {
         prefix,
         reason,
         neighbor,
+        guard,
     } = rejected
     else {
         unreachable!()
@@ -316,6 +317,14 @@ async fn import_policy_rejects_and_modifies() {
     assert_eq!(prefix.to_string(), "10.0.0.0/8");
     assert_eq!(neighbor, addr(t, 1));
     assert!(reason.contains("pods"), "{reason}");
+    assert_eq!(guard, None, "a route map rejection is not the guard's");
+    let s = status(&b, addr(t, 1)).await.unwrap();
+    assert_eq!(s.counters.rejected_by_reason.get("policy"), Some(&1));
+    let last = s.last_rejection.unwrap();
+    assert_eq!(
+        (last.prefix.to_string(), last.guard),
+        ("10.0.0.0/8".into(), None)
+    );
     assert!(route(&b, "10.0.0.0/8").await.is_none());
 
     // A new policy applies at once through the soft-reconfiguration copy.

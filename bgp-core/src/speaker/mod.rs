@@ -40,11 +40,14 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 pub use config::{BGP_PORT, DynamicRange, MaxPrefixes, NeighborConfig, SpeakerConfig};
-pub use types::{Event, NeighborCounters, NeighborStatus, RibEntry, RoutePath};
+use types::RejectKind;
+pub use types::{
+    Event, NeighborCounters, NeighborStatus, REJECT_REASONS, RejectedPrefix, RibEntry, RoutePath,
+};
 
 use crate::fsm::{DownReason, Fsm, FsmConfig, Negotiated, State};
 use crate::metrics::{Metrics, NeighborLabels, state_number};
-use crate::policy::RouteMap;
+use crate::policy::{GuardRefusal, RouteMap};
 use crate::rib::{Change, LOCAL, PeerId, PeerMeta, Rib, RibPrefix, Route, RouteAttrs, SourceKind};
 use crate::wire::{
     AfiSafi, Capability, Community, Message, MpUnreach, NextHop, Nlri, Notification,
@@ -222,8 +225,9 @@ impl SpeakerHandle {
 
     /// Replaces a neighbor's configuration. Changes that the session itself
     /// depends on (AS numbers, families, timers, transport) restart it with a
-    /// Cease; the others (policies, limits, next hop, description) apply to the
-    /// running session, policies as in [`SpeakerHandle::set_policy`].
+    /// Cease; the others (policies, the import guard, limits, next hop,
+    /// description) apply to the running session, policies and guard as in
+    /// [`SpeakerHandle::set_policy`].
     pub async fn update_neighbor(&self, config: NeighborConfig) -> Result<(), SpeakerError> {
         self.ask(|tx| Command::UpdateNeighbor(Box::new(config), tx))
             .await?
@@ -362,6 +366,7 @@ struct Neighbor {
     session: Option<Session>,
     counters: NeighborCounters,
     last_error: Option<String>,
+    last_rejection: Option<RejectedPrefix>,
     adj_in: AdjIn,
     adj_out: AdjOut,
     /// The last export result and the family and attribute set it was
@@ -523,6 +528,7 @@ impl SpeakerTask {
                 session: None,
                 counters: NeighborCounters::default(),
                 last_error: None,
+                last_rejection: None,
                 adj_in: AdjIn::default(),
                 adj_out: AdjOut::default(),
                 export_cache: None,
@@ -778,6 +784,7 @@ impl SpeakerTask {
                 .unwrap_or_default(),
             counters: n.counters.clone(),
             last_error: n.last_error.clone(),
+            last_rejection: n.last_rejection.clone(),
         }
     }
 
@@ -948,12 +955,13 @@ impl SpeakerTask {
         n.since = Instant::now();
         n.session = Some(Session { negotiated, local });
         n.last_error = None;
-        if external && (n.config.import.is_none() || n.config.export.is_none()) {
+        let no_import = n.config.import.is_none() && n.config.guard.is_none();
+        if external && (no_import || n.config.export.is_none()) {
             warn!(
                 peer = %n.config.address,
                 "RFC 8212: external neighbor without {} policy: nothing is {}",
-                if n.config.import.is_none() { "an import" } else { "an export" },
-                if n.config.import.is_none() { "accepted" } else { "advertised" },
+                if no_import { "an import" } else { "an export" },
+                if no_import { "accepted" } else { "advertised" },
             );
         }
         self.reexport_all::<Ipv4Net>(peer);
@@ -1099,8 +1107,6 @@ impl SpeakerTask {
             .set(gauge(c.advertised));
         let received = m.prefixes_received.get_or_create(&n.labels);
         received.inc_by(c.received.saturating_sub(received.get()));
-        let rejected = m.prefixes_rejected.get_or_create(&n.labels);
-        rejected.inc_by(c.rejected.saturating_sub(rejected.get()));
     }
 
     fn remove<P: Family>(
@@ -1124,7 +1130,9 @@ impl SpeakerTask {
         }
     }
 
-    /// Import: loop check, RFC 8212, policy; accepted routes into the RIB.
+    /// Import: loop check, RFC 8212, import guard, import policy. Accepted
+    /// routes go into the RIB; refused ones are reported and taken out of it
+    /// (an earlier version may have been accepted). The session stays up.
     fn import<P: Family>(
         &mut self,
         peer: PeerId,
@@ -1153,56 +1161,124 @@ impl SpeakerTask {
                 .filter(|&&a| a == own_as)
                 .count()
         });
-        let reason = if loops > usize::from(n.config.allow_own_as) {
-            Some("AS path contains our AS".to_string())
-        } else if external && n.config.import.is_none() {
-            Some("no import policy for an external neighbor (RFC 8212)".to_string())
+        let no_policy = n.config.import.is_none() && n.config.guard.is_none();
+        let blanket = if loops > usize::from(n.config.allow_own_as) {
+            Some(RejectKind::AsLoop)
+        } else if external && no_policy {
+            Some(RejectKind::Rfc8212)
         } else {
             None
         };
         let address = canonical(n.config.address);
-        if let Some(reason) = reason {
-            if self.warned_8212.insert((peer, true)) || !reason.contains("8212") {
+        if let Some(kind) = blanket {
+            let reason = match kind {
+                RejectKind::AsLoop => "AS path contains our AS",
+                _ => "no import policy for an external neighbor (RFC 8212)",
+            };
+            if kind == RejectKind::AsLoop || self.warned_8212.insert((peer, true)) {
                 debug!(peer = %address, "rejecting {} prefixes: {reason}", prefixes.len());
             }
-            n.counters.rejected += prefixes.len() as u64;
             let withdrawn = self.rib.withdraw(peer, prefixes, changes);
             n.count_accepted::<P>(0, withdrawn);
-            for p in prefixes {
-                let _ = self.events.send(Event::Rejected {
-                    neighbor: address,
-                    prefix: p.prefix.into(),
-                    reason: reason.clone(),
-                });
+            let mut refused = Refused::default();
+            refused.by_reason[kind.index()] = prefixes.len() as u64;
+            if self.events.receiver_count() > 0 {
+                for p in prefixes {
+                    let _ = self.events.send(Event::Rejected {
+                        neighbor: address,
+                        prefix: p.prefix.into(),
+                        reason: reason.to_owned(),
+                        guard: None,
+                    });
+                }
             }
+            refused.last = prefixes.last().map(|p| RejectedPrefix {
+                prefix: p.prefix.into(),
+                reason: reason.to_owned(),
+                guard: None,
+            });
+            self.settle_refused(peer, refused);
             return;
         }
-        let Some(policy) = n.config.import.clone() else {
+        if no_policy {
+            // The hot path of a trusted neighbor: no per-prefix work.
             let added = self.rib.announce(peer, &raw, prefixes, changes);
-            if let Some(n) = self.neighbors.get_mut(&peer) {
-                n.count_accepted::<P>(added, 0);
-            }
+            n.count_accepted::<P>(added, 0);
             return;
-        };
+        }
+        let guard = n.config.guard.clone();
+        let policy = n.config.import.clone();
+        let peer_as = n.session.as_ref().map_or(0, |s| s.negotiated.remote_as);
+        let limit = guard.as_ref().and_then(|g| g.max_prefixes);
+        // Prefixes of the peer in the RIB as the batch goes, for the limit.
+        let mut accepted = n.counters.accepted;
         // Group prefixes by the attributes policy gives them, then one RIB call
         // per group.
         let mut groups: Vec<(Arc<RouteAttrs>, Vec<Nlri<P>>)> = Vec::new();
-        let mut rejected: Vec<Nlri<P>> = Vec::new();
+        let mut refused = Refused::default();
+        let mut withdraw: Vec<Nlri<P>> = Vec::new();
         for p in prefixes {
             let net: IpNet = p.prefix.into();
-            match policy.apply(&net, &raw) {
-                Ok(None) => push_group(&mut groups, &raw, *p),
+            // Whether this replaces a path the peer has in the RIB: a
+            // replacement takes no new slot, a refused one frees its slot.
+            let present = limit.is_some() && {
+                let path_id = p.path_id.unwrap_or(0);
+                self.rib
+                    .table::<P>()
+                    .paths(&p.prefix)
+                    .iter()
+                    .any(|r| r.peer == peer && r.path_id == path_id)
+            };
+            let guarded = match &guard {
+                None => Ok(()),
+                Some(g) => {
+                    g.check_detailed(&net, &raw, address, peer_as)
+                        .and_then(|()| match limit {
+                            Some(max) if !present && accepted >= u64::from(max) => {
+                                Err(GuardRefusal::MaxPrefixes(max))
+                            }
+                            _ => Ok(()),
+                        })
+                }
+            };
+            let outcome = match (guarded, &policy) {
+                (Err(why), _) => Err((RejectKind::Guard(why.reason()), why.to_string())),
+                (Ok(()), None) => Ok(None),
+                (Ok(()), Some(map)) => map.apply(&net, &raw).map_err(|why| {
+                    (
+                        RejectKind::Policy,
+                        format!("import policy {}: {why}", map.name),
+                    )
+                }),
+            };
+            match outcome {
+                Ok(None) => {
+                    push_group(&mut groups, &raw, *p);
+                    accepted += u64::from(!present);
+                }
                 Ok(Some(changed)) => {
                     let a = self.rib.intern(changed);
                     push_group(&mut groups, &a, *p);
+                    accepted += u64::from(!present);
                 }
-                Err(why) => {
-                    let _ = self.events.send(Event::Rejected {
-                        neighbor: address,
+                Err((kind, reason)) => {
+                    accepted = accepted.saturating_sub(u64::from(present));
+                    refused.by_reason[kind.index()] += 1;
+                    let rejected = RejectedPrefix {
                         prefix: net,
-                        reason: format!("import policy {}: {why}", policy.name),
-                    });
-                    rejected.push(*p);
+                        reason,
+                        guard: kind.guard(),
+                    };
+                    if self.events.receiver_count() > 0 {
+                        let _ = self.events.send(Event::Rejected {
+                            neighbor: address,
+                            prefix: net,
+                            reason: rejected.reason.clone(),
+                            guard: rejected.guard,
+                        });
+                    }
+                    refused.last = Some(rejected);
+                    withdraw.push(*p);
                 }
             }
         }
@@ -1210,11 +1286,55 @@ impl SpeakerTask {
         for (a, ps) in &groups {
             added += self.rib.announce(peer, a, ps, changes);
         }
-        let removed = self.rib.withdraw(peer, &rejected, changes);
+        let removed = self.rib.withdraw(peer, &withdraw, changes);
         if let Some(n) = self.neighbors.get_mut(&peer) {
             n.count_accepted::<P>(added, removed);
-            n.counters.rejected += rejected.len() as u64;
         }
+        self.settle_refused(peer, refused);
+    }
+
+    /// Counts, logs and remembers what one import refused.
+    fn settle_refused(&mut self, peer: PeerId, refused: Refused) {
+        let Some(last) = refused.last else {
+            return;
+        };
+        let Some(n) = self.neighbors.get_mut(&peer) else {
+            return;
+        };
+        let total: u64 = refused.by_reason.iter().sum();
+        n.counters.rejected += total;
+        // Here rather than in sync_metrics, so the total and its split by
+        // reason agree also after a re-import.
+        self.metrics
+            .prefixes_rejected
+            .get_or_create(&n.labels)
+            .inc_by(total);
+        for (label, &count) in REJECT_REASONS.iter().zip(&refused.by_reason) {
+            if count == 0 {
+                continue;
+            }
+            match n.counters.rejected_by_reason.get_mut(*label) {
+                Some(c) => *c += count,
+                None => {
+                    n.counters
+                        .rejected_by_reason
+                        .insert((*label).to_owned(), count);
+                }
+            }
+            self.metrics.rejected(&n.labels, label, count);
+        }
+        if last.guard.is_some() {
+            info!(
+                peer = %canonical(n.config.address),
+                "import guard refused {total} prefixes, the last {}: {}", last.prefix, last.reason
+            );
+        } else {
+            debug!(
+                peer = %canonical(n.config.address),
+                "refused {total} prefixes, the last {}: {}", last.prefix, last.reason
+            );
+        }
+        n.last_rejection = Some(last);
     }
 
     /// Re-applies the import policy to the soft-reconfiguration copy.
@@ -1236,6 +1356,7 @@ impl SpeakerTask {
             self.import(peer, (*a).clone(), &ps, &mut changes);
         }
         self.propagate(changes);
+        self.sync_metrics(peer);
     }
 
     fn check_max_prefixes(&mut self, peer: PeerId) {
@@ -1494,6 +1615,14 @@ impl SpeakerTask {
         };
         Some(self.rib.intern(result))
     }
+}
+
+/// What one import refused: counts by reason (indexed as [`REJECT_REASONS`])
+/// and the last prefix.
+#[derive(Default)]
+struct Refused {
+    by_reason: [u64; REJECT_REASONS.len()],
+    last: Option<RejectedPrefix>,
 }
 
 fn push_group<P: Copy>(

@@ -1,5 +1,6 @@
 //! What the speaker reports: events, neighbor status and RIB entries.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::fsm::State;
+use crate::policy::GuardReason;
 use crate::rib::RouteAttrs;
 use crate::wire::{AfiSafi, NextHop};
 
@@ -41,15 +43,76 @@ pub enum Event {
         /// The paths, best first.
         paths: Vec<RoutePath>,
     },
-    /// A route was refused on import.
+    /// A route was refused on import (and removed, if an earlier version of it
+    /// had been accepted). The session stays up.
     Rejected {
         /// The neighbor that sent it.
         neighbor: IpAddr,
         /// The prefix.
         prefix: IpNet,
-        /// Why, for operators.
+        /// Why, for operators: the guard's sentence (see
+        /// [`GuardRefusal`](crate::policy::GuardRefusal)), the route map and
+        /// term, RFC 8212, or an AS loop.
         reason: String,
+        /// The import guard's reason when the guard refused it; `None` for the
+        /// import route map, RFC 8212 and AS loop rejections.
+        guard: Option<GuardReason>,
     },
+}
+
+/// The `reason` labels of refused prefixes, in [`NeighborCounters::rejected_by_reason`]
+/// and the `bgp_rejected_prefixes_total` metric: the import guard's
+/// ([`GuardReason::as_str`], in its order), then `policy` (the import route
+/// map), `rfc8212` (an external neighbor without import policy, RFC 8212
+/// section 3) and `as-loop` (our own AS in the path, RFC 4271 section 9.1.2).
+pub const REJECT_REASONS: [&str; 8] = [
+    "forbidden",
+    "not-allowed",
+    "next-hop",
+    "as-path",
+    "max-prefixes",
+    "policy",
+    "rfc8212",
+    "as-loop",
+];
+
+/// Why a prefix was refused; [`RejectKind::index`] is its place in
+/// [`REJECT_REASONS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RejectKind {
+    Guard(GuardReason),
+    Policy,
+    Rfc8212,
+    AsLoop,
+}
+
+impl RejectKind {
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::Guard(r) => r as usize,
+            Self::Policy => 5,
+            Self::Rfc8212 => 6,
+            Self::AsLoop => 7,
+        }
+    }
+
+    pub(crate) fn guard(self) -> Option<GuardReason> {
+        match self {
+            Self::Guard(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// The last prefix a neighbor had refused, for status output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RejectedPrefix {
+    /// The prefix.
+    pub prefix: IpNet,
+    /// Why, as in [`Event::Rejected`].
+    pub reason: String,
+    /// The import guard's reason, if the guard refused it.
+    pub guard: Option<GuardReason>,
 }
 
 /// Counters of one neighbor.
@@ -59,8 +122,11 @@ pub struct NeighborCounters {
     pub received: u64,
     /// Prefixes currently accepted into the RIB.
     pub accepted: u64,
-    /// Prefixes refused by policy or checks.
+    /// Prefixes refused by policy or checks (counting repeats).
     pub rejected: u64,
+    /// `rejected` by reason, keyed by the labels of [`REJECT_REASONS`]; only
+    /// reasons that occurred appear.
+    pub rejected_by_reason: BTreeMap<String, u64>,
     /// Prefixes currently advertised to the neighbor.
     pub advertised: u64,
     /// UPDATE messages received.
@@ -96,6 +162,8 @@ pub struct NeighborStatus {
     pub counters: NeighborCounters,
     /// The last error (a NOTIFICATION sent or received, or a lost connection).
     pub last_error: Option<String>,
+    /// The last prefix refused on import, and why.
+    pub last_rejection: Option<RejectedPrefix>,
 }
 
 /// A Loc-RIB entry: a prefix and all its paths, best first.
@@ -107,4 +175,19 @@ pub struct RibEntry {
     pub paths: Vec<RoutePath>,
     /// How many of the first paths form the multipath set.
     pub multipath: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reject_kinds_index_their_labels() {
+        for r in GuardReason::ALL {
+            assert_eq!(REJECT_REASONS[RejectKind::Guard(r).index()], r.as_str());
+        }
+        assert_eq!(REJECT_REASONS[RejectKind::Policy.index()], "policy");
+        assert_eq!(REJECT_REASONS[RejectKind::Rfc8212.index()], "rfc8212");
+        assert_eq!(REJECT_REASONS[RejectKind::AsLoop.index()], "as-loop");
+    }
 }

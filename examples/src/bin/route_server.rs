@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
                     let via: Vec<String> = paths.iter().filter_map(|p| p.neighbor.map(|n| n.to_string())).collect();
                     println!("{prefix}: via {}", via.join(", "));
                 }
-                Ok(Event::Rejected { neighbor, prefix, reason }) => println!("{neighbor}: rejected {prefix}: {reason}"),
+                Ok(Event::Rejected { neighbor, prefix, reason, .. }) => println!("{neighbor}: rejected {prefix}: {reason}"),
                 Err(e) => eprintln!("event stream: {e}"),
             },
         }
