@@ -26,8 +26,8 @@ use crate::config::NodeConfig;
 use crate::fib::{FibState, RouteView, Write};
 use crate::guard;
 use crate::status::{
-    LogIt, NodeMetrics, OpLabels, PeerView, RejectLabels, Rejections, StatusView, TableLabels,
-    other_reason,
+    LastRejection, LogIt, NodeMetrics, OpLabels, PeerView, RejectLabels, Rejections, StatusView,
+    TableLabels, other_reason,
 };
 
 /// Priority of the `ip rule iif <member> lookup <table>` rules.
@@ -90,7 +90,13 @@ impl App {
             .into_iter()
             .map(|n| {
                 let group = self.config.group_of(n.address).map(|g| g.name.clone());
-                let by_reason = rej.by_reason(n.address);
+                // The session's own counts; the node's record (kept across
+                // sessions) when the speaker has none.
+                let by_reason = if n.counters.rejected_by_reason.is_empty() {
+                    rej.by_reason(n.address)
+                } else {
+                    n.counters.rejected_by_reason.clone()
+                };
                 PeerView {
                     address: n.address,
                     kind: if group.is_some() { "pod" } else { "fabric" }.into(),
@@ -103,7 +109,17 @@ impl App {
                     accepted: n.counters.accepted,
                     rejected: n.counters.rejected.max(by_reason.values().sum()),
                     rejected_by_reason: by_reason,
-                    last_rejection: rej.last(n.address),
+                    last_rejection: rej.last(n.address).or_else(|| {
+                        n.last_rejection.map(|l| LastRejection {
+                            prefix: l.prefix,
+                            reason: l
+                                .guard
+                                .map_or_else(|| other_reason(&l.reason), |g| g.as_str())
+                                .to_owned(),
+                            detail: l.reason,
+                            at_unix: 0,
+                        })
+                    }),
                     last_error: n.last_error,
                 }
             })
@@ -357,6 +373,10 @@ async fn reconcile(app: &App, netlink: &Netlink) {
     let deletes = app.fib().adopt(found, |table, prefix| {
         guard::kernel_route_valid(&app.config, table, prefix)
     });
+    for d in &deletes {
+        let k = d.key();
+        info!(table = k.table, prefix = %k.prefix, "removing a route of an earlier run: not valid under this configuration");
+    }
     info!(
         found = n,
         invalid = deletes.len(),
@@ -578,8 +598,8 @@ fn handle_event(app: &App, e: Event) {
             neighbor,
             prefix,
             reason,
-            ..
-        } => rejected(app, neighbor, prefix, &reason, guard_reason(&reason)),
+            guard,
+        } => rejected(app, neighbor, prefix, &reason, guard.map(|g| g.as_str())),
         Event::NeighborState { neighbor, from, to } => {
             let group = app.config.group_of(neighbor).map(|g| g.name.as_str());
             if to == State::Established || from == State::Established {
@@ -589,26 +609,6 @@ fn handle_event(app: &App, e: Event) {
             }
         }
     }
-}
-
-/// The guard's reason label from the speaker's explanation, until the event
-/// carries it as a field.
-fn guard_reason(detail: &str) -> Option<&'static str> {
-    let d = detail.to_ascii_lowercase();
-    [
-        ("forbidden", "forbidden"),
-        ("not allowed", "not-allowed"),
-        ("not-allowed", "not-allowed"),
-        ("next hop", "next-hop"),
-        ("next-hop", "next-hop"),
-        ("as path", "as-path"),
-        ("as-path", "as-path"),
-        ("max-prefixes", "max-prefixes"),
-        ("prefix limit", "max-prefixes"),
-    ]
-    .into_iter()
-    .find(|(needle, _)| d.contains(needle) && !d.contains("our as"))
-    .map(|(_, label)| label)
 }
 
 fn rejected(app: &App, peer: IpAddr, prefix: ipnet::IpNet, detail: &str, guard: Option<&str>) {
@@ -625,7 +625,14 @@ fn rejected(app: &App, peer: IpAddr, prefix: ipnet::IpNet, detail: &str, guard: 
             reason: reason.into(),
         })
         .inc();
-    match lock(&app.rejections).record(peer, prefix, reason, detail) {
+    let log = lock(&app.rejections).record(peer, prefix, reason, detail);
+    if app.config.group_of(peer).is_none() {
+        // The fabric: refusals there are ordinary BGP (our own routes sent
+        // back, AS loop), not an alarm.
+        debug!(%peer, %prefix, reason, "route from the fabric refused: {detail}");
+        return;
+    }
+    match log {
         LogIt::First => warn!(%peer, %prefix, group, reason, "route rejected: {detail}"),
         LogIt::LimitReached => warn!(
             %peer,
@@ -702,15 +709,5 @@ mod tests {
             effective_listen(&[a("10.0.0.1:179"), a("10.0.0.1:179")]),
             vec![a("10.0.0.1:179")]
         );
-    }
-
-    #[test]
-    fn guard_reasons_from_text() {
-        assert_eq!(
-            guard_reason("forbidden prefix 10.96.0.0/12"),
-            Some("forbidden")
-        );
-        assert_eq!(guard_reason("AS path contains our AS"), None);
-        assert_eq!(guard_reason("import policy x: no term accepted it"), None);
     }
 }

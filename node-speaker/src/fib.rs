@@ -205,8 +205,18 @@ impl FibState {
                 table: r.table,
                 prefix: r.prefix,
             };
-            let mut next_hops = r.next_hops;
+            // Compared by gateway: we never write an interface, the kernel
+            // reports the one it resolved.
+            let mut next_hops: Vec<NextHop> = r
+                .next_hops
+                .into_iter()
+                .map(|h| NextHop {
+                    gateway: h.gateway,
+                    ifindex: None,
+                })
+                .collect();
             next_hops.sort();
+            next_hops.dedup();
             self.installed.insert(
                 key,
                 Installed {
@@ -613,7 +623,17 @@ mod tests {
             Route {
                 table: 100,
                 prefix: net("198.51.100.1/32"),
-                next_hops: vec![nh("10.1.0.2"), nh("10.1.0.1")],
+                // As the kernel reports them: with the interface it resolved.
+                next_hops: vec![
+                    NextHop {
+                        gateway: ip("10.1.0.2"),
+                        ifindex: Some(7),
+                    },
+                    NextHop {
+                        gateway: ip("10.1.0.1"),
+                        ifindex: Some(7),
+                    },
+                ],
             },
             Route {
                 table: 100,

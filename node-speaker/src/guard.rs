@@ -211,10 +211,14 @@ pub fn fabric_neighbor(config: &NodeConfig, f: &FabricNeighbor) -> NeighborConfi
 /// the current configuration could install: some group uses the table and
 /// allows the prefix, and it is not forbidden.
 pub fn kernel_route_valid(config: &NodeConfig, table: u32, prefix: &IpNet) -> bool {
-    let forbidden = config
-        .forbidden_prefixes
-        .iter()
-        .any(|f| f.contains(prefix) && prefix.prefix_len() >= f.prefix_len());
+    // The guard's own reading of "forbidden" (0.0.0.0/0 forbids the default
+    // route only).
+    let forbidden = ImportGuard {
+        forbidden: config.forbidden_prefixes.clone(),
+        ..ImportGuard::default()
+    }
+    .forbidden_by(prefix)
+    .is_some();
     !forbidden
         && config
             .pod_groups
@@ -240,7 +244,7 @@ mod tests {
             r#"
 localAs: 65010
 routerId: 192.0.2.10
-forbiddenPrefixes: [10.244.0.0/16, 198.51.100.128/25]
+forbiddenPrefixes: [10.244.0.0/16, 198.51.100.128/25, 0.0.0.0/0]
 vrfs: [{name: vips, table: 100, interfaces: [eth1]}]
 fabric: [{address: 192.0.2.1, remoteAs: 65000}]
 podGroups:
