@@ -452,6 +452,17 @@ impl Validator {
             .enumerate()
             .map(|(i, g)| self.group(g, &format!("podGroups[{i}]"), &vrfs))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(i) = pod_groups
+            .iter()
+            .position(|g| g.peer_as == RemoteAs::Number(local_as))
+        {
+            return Err(self.err(
+                format!("podGroups[{i}].peerAs"),
+                format!(
+                    "{local_as} is our own localAs: pods peer over eBGP (their AS path must be their own AS)"
+                ),
+            ));
+        }
         self.cross_checks(&fabric, &pod_groups)?;
         Ok(NodeConfig {
             local_as,
@@ -1054,6 +1065,10 @@ podGroups:
             (
                 with("vrf: vips", "vrf: vips\n    table: 100"),
                 "podGroups[0].table: give either vrf or table",
+            ),
+            (
+                with("peerAs: external", "peerAs: 65010"),
+                "podGroups[0].peerAs: 65010 is our own localAs",
             ),
             (
                 with("prefix: 198.51.100.0/24", "prefix: 198.51.100.0/16"),

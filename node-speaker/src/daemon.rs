@@ -383,8 +383,9 @@ async fn reconcile(app: &App, netlink: &Netlink) {
         keep_for = ?app.config.reconcile_after,
         "routes of an earlier run"
     );
-    let mut writer = Writer::new();
-    writer.write(app, netlink, deletes, true).await;
+    if !deletes.is_empty() {
+        Writer::new().write(app, netlink, deletes, true).await;
+    }
     app.reconciled.store(true, Ordering::Relaxed);
 }
 

@@ -48,6 +48,9 @@ fabric:
     remoteAs: {FABRIC_AS}
     description: tor1
     holdTime: 9s
+  - address: 192.0.3.1
+    remoteAs: 65001
+    description: tor2
 podGroups:
   - name: lb
     peers: [10.244.1.0/28]
@@ -298,16 +301,19 @@ struct Lab {
     node: Netns,
     pods: Netns,
     fabric: Netns,
+    fabric2: Netns,
     dir: tempfile::TempDir,
 }
 
 impl Lab {
     /// node <-> pods (10.244.1.0/24, pod addresses added as asked) and
-    /// node <-> fabric (192.0.2.0/24).
+    /// node <-> fabric (192.0.2.0/24, FRR) and node <-> fabric2
+    /// (192.0.3.0/24, a bgp-core speaker).
     fn new(pod_addrs: &[&str]) -> Self {
         let node = Netns::new("node").unwrap();
         let pods = Netns::new("pods").unwrap();
         let fabric = Netns::new("fab").unwrap();
+        let fabric2 = Netns::new("fab2").unwrap();
         let addrs: Vec<String> = pod_addrs.iter().map(|a| format!("{a}/24")).collect();
         let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
         veth(&node, "pods0", &["10.244.1.1/24"], &pods, "node0", &addrs).unwrap();
@@ -320,6 +326,15 @@ impl Lab {
             &["192.0.2.1/24"],
         )
         .unwrap();
+        veth(
+            &node,
+            "fab1",
+            &["192.0.3.10/24"],
+            &fabric2,
+            "node0",
+            &["192.0.3.1/24"],
+        )
+        .unwrap();
         let dir = tempfile::Builder::new()
             .prefix("pp-node-")
             .tempdir()
@@ -328,6 +343,7 @@ impl Lab {
             node,
             pods,
             fabric,
+            fabric2,
             dir,
         }
     }
@@ -399,6 +415,16 @@ async fn pods_fabric_guard_fib_and_restart() {
     let mut node = lab.start_node(&config);
     lab.wait_http().await;
 
+    // A second fabric neighbor: a bgp-core speaker in AS 65001.
+    let mut c = SpeakerConfig::new(65001, ip4("192.0.3.1"));
+    c.listen = Vec::new();
+    let tor2 = NsSpeaker::start(&lab.fabric2, c).unwrap();
+    let mut n = NeighborConfig::new(IpAddr::V4(ip4("192.0.3.10")), RemoteAs::Number(NODE_AS));
+    n.connect_retry = Duration::from_secs(1);
+    n.import = Some(RouteMap::accept_all("in"));
+    n.export = Some(RouteMap::accept_all("out"));
+    tor2.add_neighbor(n).await.unwrap();
+
     // Fabric up; then ready.
     eventually("fabric session", PATIENCE, || {
         std::future::ready(frr.established("192.0.2.10").then_some(()))
@@ -454,6 +480,39 @@ async fn pods_fabric_guard_fib_and_restart() {
     assert_eq!(p["nexthops"][0]["ip"], "192.0.2.10", "{p}");
     assert_eq!(p["community"]["string"], "65010:100", "{p}");
     assert!(p.get("largeCommunity").is_none(), "{p}");
+    // The other fabric neighbor hears it too, but never FRR's route.
+    let e = eventually("the VIP at tor2", PATIENCE, || async {
+        let v = tor2.routes().await.ok()?;
+        v.into_iter().find(|e| e.prefix == net(VIP))
+    })
+    .await;
+    let a = &e.paths[0].attrs;
+    assert_eq!(
+        e.paths[0].next_hop,
+        Some(bgp_core::wire::NextHop::V4(ip4("192.0.3.10")))
+    );
+    assert_eq!(
+        a.attributes.communities,
+        vec![bgp_core::wire::Community::new(65010, 100)]
+    );
+    assert!(a.attributes.large_communities.is_empty());
+    // The node has FRR's route (accepted, not installed) ...
+    eventually("FRR's route accepted by the node", PATIENCE, || {
+        let peers = cli(&lab.node, &["peers"]);
+        let ok = peer(&peers, FABRIC)
+            .is_some_and(|p| p["kind"] == "fabric" && p["accepted"].as_u64().unwrap_or(0) >= 1);
+        std::future::ready(ok.then_some(()))
+    })
+    .await;
+    // ... and does not pass it on.
+    assert!(
+        tor2.routes()
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.prefix != net("203.0.113.0/24")),
+        "a fabric route was passed to another fabric neighbor"
+    );
     // The fabric's own route is not installed anywhere by us.
     for t in [100, 101, 254] {
         assert!(find(&table(&lab.node, t), "203.0.113.0/24").is_none());
@@ -659,7 +718,7 @@ async fn pods_fabric_guard_fib_and_restart() {
         "{routes}"
     );
     node.stop();
-    drop((p1, p3));
+    drop((p1, p3, tor2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
