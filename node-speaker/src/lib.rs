@@ -15,6 +15,8 @@
 //! - [`status`]: what those report, and the node's metrics;
 //! - [`cli`]: `podpeer-node status|peers|routes`.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod config;
 pub mod daemon;
