@@ -1,12 +1,168 @@
-//! podpeer-node: the per-node BGP speaker for pods.
+//! podpeer-node: the per-node BGP speaker for pods (see the library docs).
 //!
-//! The daemon itself arrives with issue [3/8]; until then the binary only reports
-//! the version of the BGP library it is built on.
+//! Exit codes: 0 done, 1 runtime failure, 2 bad configuration or usage.
 
-fn main() {
-    println!(
-        "podpeer-node {} (bgp-core {}): not yet functional",
-        env!("CARGO_PKG_VERSION"),
-        bgp_core::VERSION
-    );
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use podpeer_node::cli;
+use podpeer_node::config::{NodeConfig, parse_duration};
+use podpeer_node::fib::RouteView;
+use podpeer_node::status::{PeerView, StatusView};
+
+/// The per-node BGP speaker for pods: admits pods of configured groups as
+/// peers, accepts only what each group may announce, installs it into the
+/// kernel (ECMP, per VRF/table) and announces it to the fabric.
+#[derive(Parser)]
+#[command(name = "podpeer-node", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run(RunArgs),
+    /// Validate the configuration file and exit (0 valid, 2 not).
+    Check(RunArgs),
+    /// The node at a glance: AS, router id, peers up, routes per table,
+    /// rejections by reason.
+    Status(QueryArgs),
+    /// One line per BGP neighbor (pods and fabric), like `show bgp summary`.
+    Peers(QueryArgs),
+    /// The routes per table with their next hops (pods), like `show ip route`.
+    Routes(QueryArgs),
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// The node configuration file (YAML).
+    #[arg(
+        long,
+        short,
+        env = "PODPEER_NODE_CONFIG",
+        default_value = "/etc/podpeer/node.yaml"
+    )]
+    config: PathBuf,
+    /// Log filter (tracing env-filter syntax, e.g. `info,bgp_core=debug`).
+    #[arg(long, env = "PODPEER_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Args, Clone)]
+struct QueryArgs {
+    /// The daemon's HTTP address (`host:port` or `http://host:port`).
+    #[arg(long, env = "PODPEER_NODE_HTTP", default_value = "127.0.0.1:9180")]
+    http: String,
+    /// Print the daemon's JSON as it is.
+    #[arg(long)]
+    json: bool,
+    /// How long to wait for the daemon.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    timeout: Duration,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (like 5s, 500ms)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(a)) => run(a),
+        Some(Command::Check(a)) => match NodeConfig::load(&a.config) {
+            Ok(c) => {
+                println!(
+                    "{}: valid ({} fabric neighbors, {} pod groups, {} VRFs)",
+                    a.config.display(),
+                    c.fabric.len(),
+                    c.pod_groups.len(),
+                    c.vrfs.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("podpeer-node: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some(Command::Status(q)) => query(q, "/status", |body| {
+            cli::parse::<StatusView>("/status", body).map(|s| cli::render_status(&s))
+        }),
+        Some(Command::Peers(q)) => query(q, "/peers", |body| {
+            cli::parse::<Vec<PeerView>>("/peers", body).map(|p| cli::render_peers(&p))
+        }),
+        Some(Command::Routes(q)) => query(q, "/routes", |body| {
+            cli::parse::<Vec<RouteView>>("/routes", body).map(|r| cli::render_routes(&r))
+        }),
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let config = match NodeConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("podpeer-node: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(podpeer_node::daemon::run(config)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("podpeer-node: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn query(
+    q: QueryArgs,
+    path: &str,
+    render: impl FnOnce(&str) -> Result<String, cli::QueryError>,
+) -> ExitCode {
+    let result = runtime()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(cli::fetch(&q.http, path, q.timeout))
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|body| {
+            if q.json {
+                Ok(body)
+            } else {
+                render(&body).map_err(|e| e.to_string())
+            }
+        });
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            if q.json && !text.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("podpeer-node: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
