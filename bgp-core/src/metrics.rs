@@ -65,6 +65,10 @@ pub struct Metrics {
     pub rejected_prefixes: Family<RejectLabels, Counter>,
     /// Prefixes now advertised to the neighbor.
     pub prefixes_advertised: Family<NeighborLabels, Gauge>,
+    /// Connections closed at accept because no neighbor or dynamic range
+    /// admits their address, or the range was full
+    /// (`bgp_connections_refused_total`).
+    pub connections_refused: Counter,
 }
 
 /// The BGP MIB's number for a state (RFC 4273 bgpPeerState).
@@ -142,6 +146,11 @@ impl Metrics {
             "prefixes_advertised",
             "Prefixes advertised to the neighbor",
             self.prefixes_advertised.clone(),
+        );
+        r.register(
+            "connections_refused",
+            "Connections refused at accept: no neighbor or range admits the address, or the range is full",
+            self.connections_refused.clone(),
         );
     }
 

@@ -9,9 +9,11 @@
 //!
 //! Routes an earlier run left in the kernel are adopted on start
 //! ([`FibState::adopt`]): those no longer valid are deleted at once, the rest
-//! stay (no traffic dropped) until [`FibState::end_hold`], when those that no
-//! live session announced again are deleted. Ones that came back with the same
-//! next hops are never rewritten.
+//! stay (no traffic dropped). Until [`FibState::end_hold`] every adopted next
+//! hop is *held*: kept beside the next hops live sessions announce, so pods
+//! reconnecting one by one never shrink a route they are all still serving.
+//! When the hold ends, held next hops that no live session announced again
+//! leave. A route that came back with the same next hops is never rewritten.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -60,8 +62,16 @@ impl GroupOf for crate::config::NodeConfig {
 pub struct Installed {
     /// The next hops in the kernel, sorted.
     pub next_hops: Vec<NextHop>,
-    /// Left by an earlier run and not yet announced again.
-    pub adopted: bool,
+    /// Those of them an earlier run left and no live session announced
+    /// again yet (sorted); kept while the hold lasts.
+    pub held: Vec<NextHop>,
+}
+
+impl Installed {
+    /// Whether an earlier run's next hops are still held here.
+    pub fn adopted(&self) -> bool {
+        !self.held.is_empty()
+    }
 }
 
 /// A kernel write.
@@ -97,16 +107,41 @@ pub enum Decision {
     Delete,
 }
 
-/// Decides one key: `desired` next hops (empty: none), what is `installed`,
-/// and whether routes of an earlier run are still `holding` for their peers.
+/// Decides one key: the next hops live sessions announce (`desired`, sorted;
+/// empty: none), what is `installed`, and whether an earlier run's next hops
+/// are still `holding` for their peers. While holding, the route keeps its
+/// held next hops beside the desired ones.
 pub fn decide(desired: &[NextHop], installed: Option<&Installed>, holding: bool) -> Decision {
-    match (desired.is_empty(), installed) {
-        (false, Some(i)) if i.next_hops == desired => Decision::Keep,
-        (false, _) => Decision::Replace(desired.to_vec()),
-        (true, None) => Decision::Keep,
-        (true, Some(i)) if i.adopted && holding => Decision::Keep,
-        (true, Some(_)) => Decision::Delete,
+    let want = effective(desired, installed, holding);
+    match installed {
+        Some(i) if i.next_hops == want => Decision::Keep,
+        Some(_) if want.is_empty() => Decision::Delete,
+        None if want.is_empty() => Decision::Keep,
+        _ => Decision::Replace(want),
     }
+}
+
+/// The next hops to have in the kernel: the desired ones, plus the held ones
+/// while holding; sorted, each once.
+fn effective(desired: &[NextHop], installed: Option<&Installed>, holding: bool) -> Vec<NextHop> {
+    let mut want = desired.to_vec();
+    if holding && let Some(i) = installed {
+        want.extend(i.held.iter().cloned());
+        want.sort();
+        want.dedup();
+    }
+    want
+}
+
+/// The held next hops that stay held: not announced again, hold not over.
+fn still_held(held: &[NextHop], desired: &[NextHop], holding: bool) -> Vec<NextHop> {
+    if !holding {
+        return Vec::new();
+    }
+    held.iter()
+        .filter(|h| !desired.contains(h))
+        .cloned()
+        .collect()
 }
 
 /// The FIB's state; see the module documentation.
@@ -220,8 +255,8 @@ impl FibState {
             self.installed.insert(
                 key,
                 Installed {
+                    held: next_hops.clone(),
                     next_hops,
-                    adopted: true,
                 },
             );
             if !valid(r.table, &r.prefix) {
@@ -243,7 +278,7 @@ impl FibState {
         let adopted = self
             .installed
             .iter()
-            .filter(|(_, i)| i.adopted)
+            .filter(|(_, i)| i.adopted())
             .map(|(k, _)| *k);
         self.dirty.extend(adopted);
     }
@@ -272,7 +307,7 @@ impl FibState {
     /// Whether the route of `key` is one an earlier run left and no peer
     /// announced again.
     pub fn is_adopted(&self, key: &Key) -> bool {
-        self.installed.get(key).is_some_and(|i| i.adopted)
+        self.installed.get(key).is_some_and(|i| i.adopted())
     }
 
     /// The writes that bring the kernel to the desired state for every key
@@ -285,10 +320,9 @@ impl FibState {
             let installed = self.installed.get(&key);
             match decide(&desired, installed, self.holding) {
                 Decision::Keep => {
-                    if !desired.is_empty()
-                        && let Some(i) = self.installed.get_mut(&key)
-                    {
-                        i.adopted = false;
+                    let holding = self.holding;
+                    if let Some(i) = self.installed.get_mut(&key) {
+                        i.held = still_held(&i.held, &desired, holding);
                     }
                 }
                 Decision::Replace(next_hops) => writes.push(Write::Replace(Route {
@@ -311,11 +345,23 @@ impl FibState {
         }
         match write {
             Write::Replace(r) => {
+                let key = write.key();
+                let desired = self.next_hops(&key);
+                let held = self
+                    .installed
+                    .get(&key)
+                    .map(|i| {
+                        let kept: Vec<NextHop> = still_held(&i.held, &desired, self.holding);
+                        kept.into_iter()
+                            .filter(|h| r.next_hops.contains(h))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 self.installed.insert(
-                    write.key(),
+                    key,
                     Installed {
                         next_hops: r.next_hops.clone(),
-                        adopted: false,
+                        held,
                     },
                 );
             }
@@ -385,7 +431,7 @@ impl FibState {
                     kernel_next_hops: installed
                         .map(|i| i.next_hops.iter().map(|n| n.gateway).collect())
                         .unwrap_or_default(),
-                    stale: installed.is_some_and(|i| i.adopted),
+                    stale: installed.is_some_and(Installed::adopted),
                 }
             })
             .collect()
@@ -492,35 +538,59 @@ mod tests {
 
     #[test]
     fn decisions() {
-        let i = |hops: &[&str], adopted| Installed {
-            next_hops: hops.iter().map(|h| nh(h)).collect(),
-            adopted,
+        let hops = |v: &[&str]| v.iter().map(|h| nh(h)).collect::<Vec<_>>();
+        let i = |v: &[&str], held: &[&str]| Installed {
+            next_hops: hops(v),
+            held: hops(held),
         };
-        let a = [nh("10.1.0.1")];
-        assert_eq!(decide(&a, None, false), Decision::Replace(a.to_vec()));
+        let a = hops(&["10.1.0.1"]);
+        assert_eq!(decide(&a, None, false), Decision::Replace(a.clone()));
         assert_eq!(
-            decide(&a, Some(&i(&["10.1.0.1"], false)), false),
+            decide(&a, Some(&i(&["10.1.0.1"], &[])), false),
             Decision::Keep
         );
         assert_eq!(
-            decide(&a, Some(&i(&["10.1.0.1"], true)), true),
+            decide(&a, Some(&i(&["10.1.0.1"], &["10.1.0.1"])), true),
             Decision::Keep
         );
+        // While holding, an earlier run's next hop stays beside a new one.
         assert_eq!(
-            decide(&a, Some(&i(&["10.1.0.2"], true)), true),
-            Decision::Replace(a.to_vec())
+            decide(&a, Some(&i(&["10.1.0.2"], &["10.1.0.2"])), true),
+            Decision::Replace(hops(&["10.1.0.1", "10.1.0.2"]))
+        );
+        // A pod of the earlier run reconnecting first does not push the
+        // others out.
+        assert_eq!(
+            decide(
+                &a,
+                Some(&i(
+                    &["10.1.0.1", "10.1.0.2", "10.1.0.3"],
+                    &["10.1.0.1", "10.1.0.2", "10.1.0.3"]
+                )),
+                true
+            ),
+            Decision::Keep
+        );
+        // The hold over, only what is announced stays.
+        assert_eq!(
+            decide(
+                &a,
+                Some(&i(&["10.1.0.1", "10.1.0.2"], &["10.1.0.2"])),
+                false
+            ),
+            Decision::Replace(a.clone())
         );
         assert_eq!(decide(&[], None, false), Decision::Keep);
         assert_eq!(
-            decide(&[], Some(&i(&["10.1.0.1"], false)), true),
+            decide(&[], Some(&i(&["10.1.0.1"], &[])), true),
             Decision::Delete
         );
         assert_eq!(
-            decide(&[], Some(&i(&["10.1.0.1"], true)), true),
+            decide(&[], Some(&i(&["10.1.0.1"], &["10.1.0.1"])), true),
             Decision::Keep
         );
         assert_eq!(
-            decide(&[], Some(&i(&["10.1.0.1"], true)), false),
+            decide(&[], Some(&i(&["10.1.0.1"], &["10.1.0.1"])), false),
             Decision::Delete
         );
     }
@@ -665,25 +735,65 @@ mod tests {
             net("198.51.100.1/32"),
             &[path("10.1.0.1"), path("10.1.0.2")],
         );
-        // .2 comes back from another pod: replaced at once.
+        // .2 comes back from another pod: added beside the held one at once.
         f.route(&Groups, net("198.51.100.2/32"), &[path("10.1.0.5")]);
         assert_eq!(
             flush(&mut f),
-            vec![replace(100, "198.51.100.2/32", &["10.1.0.5"])]
+            vec![replace(100, "198.51.100.2/32", &["10.1.0.1", "10.1.0.5"])]
         );
         // A prefix that comes and goes during the hold: its withdraw is
         // honoured, the route was ours to install.
         f.route(&Groups, net("198.51.100.7/32"), &[path("10.1.0.1")]);
         f.route(&Groups, net("198.51.100.7/32"), &[]);
         assert_eq!(flush(&mut f), vec![]);
-        // .3 never came back: removed when the hold ends, and only it.
+        // .3 never came back: removed when the hold ends; .2 loses the held
+        // next hop no one announced again.
         f.end_hold();
-        assert_eq!(flush(&mut f), vec![delete(100, "198.51.100.3/32")]);
+        assert_eq!(
+            flush(&mut f),
+            vec![
+                replace(100, "198.51.100.2/32", &["10.1.0.5"]),
+                delete(100, "198.51.100.3/32")
+            ]
+        );
         assert_eq!(
             f.installed().keys().map(|k| k.prefix).collect::<Vec<_>>(),
             vec![net("198.51.100.1/32"), net("198.51.100.2/32")]
         );
-        assert!(f.installed().values().all(|i| !i.adopted));
+        assert!(f.installed().values().all(|i| !i.adopted()));
+    }
+
+    #[test]
+    fn pods_reconnecting_one_by_one_never_shrink_a_held_route() {
+        let mut f = FibState::new();
+        let three = ["10.1.0.1", "10.1.0.2", "10.1.0.3"];
+        f.adopt(
+            vec![Route {
+                table: 100,
+                prefix: net(VIP),
+                next_hops: three.iter().map(|h| nh(h)).collect(),
+            }],
+            |_, _| true,
+        );
+        // The pods' sessions come back one at a time: nothing to write.
+        f.route(&Groups, net(VIP), &[path("10.1.0.2")]);
+        assert_eq!(flush(&mut f), vec![]);
+        f.route(&Groups, net(VIP), &[path("10.1.0.1"), path("10.1.0.2")]);
+        assert_eq!(flush(&mut f), vec![]);
+        assert!(f.is_adopted(&Key {
+            table: 100,
+            prefix: net(VIP)
+        }));
+        // 10.1.0.3 never came back: it leaves when the hold ends.
+        f.end_hold();
+        assert_eq!(
+            flush(&mut f),
+            vec![replace(100, VIP, &["10.1.0.1", "10.1.0.2"])]
+        );
+        assert!(!f.is_adopted(&Key {
+            table: 100,
+            prefix: net(VIP)
+        }));
     }
 
     #[test]

@@ -156,6 +156,7 @@ impl Speaker {
             events: events.clone(),
             from_neighbors,
             warned_8212: Default::default(),
+            refused_logged: HashMap::new(),
         };
         tokio::spawn(state.run(command_rx, from_neighbors_rx, accept_rx));
         Ok(SpeakerHandle {
@@ -422,6 +423,8 @@ struct SpeakerTask {
     events: broadcast::Sender<Event>,
     from_neighbors: mpsc::Sender<FromNeighbor>,
     warned_8212: std::collections::HashSet<(PeerId, bool)>,
+    /// When a refused connection from an address was last logged at warn.
+    refused_logged: HashMap<IpAddr, std::time::Instant>,
 }
 
 fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
@@ -550,7 +553,12 @@ impl SpeakerTask {
             return;
         }
         let Some(range) = self.ranges.iter().find(|r| r.prefix.contains(&ip)) else {
-            debug!(%addr, "connection refused: no neighbor or range admits it");
+            self.metrics.connections_refused.inc();
+            if self.first_refusal_in_a_while(ip) {
+                warn!(%addr, "connection refused: no neighbor or range admits it");
+            } else {
+                debug!(%addr, "connection refused: no neighbor or range admits it");
+            }
             return;
         };
         let members = self
@@ -559,7 +567,11 @@ impl SpeakerTask {
             .filter(|n| n.dynamic_range == Some(range.prefix))
             .count();
         if members >= range.limit {
-            warn!(%addr, range = %range.prefix, "connection refused: range limit {} reached", range.limit);
+            let (prefix, limit) = (range.prefix, range.limit);
+            self.metrics.connections_refused.inc();
+            if self.first_refusal_in_a_while(ip) {
+                warn!(%addr, range = %prefix, "connection refused: range limit {limit} reached");
+            }
             return;
         }
         let mut config = range.template.clone();
@@ -568,6 +580,27 @@ impl SpeakerTask {
         let prefix = range.prefix;
         info!(%addr, range = %prefix, "dynamic neighbor accepted");
         self.spawn_neighbor(config, Some(prefix), Some(stream));
+    }
+
+    /// Whether a refused connection from `ip` should be logged at warn: the
+    /// first one, then at most one a minute, so that a peer retrying every
+    /// second cannot flood the log (nor, with many addresses, the memory).
+    fn first_refusal_in_a_while(&mut self, ip: IpAddr) -> bool {
+        const QUIET: std::time::Duration = std::time::Duration::from_secs(60);
+        let now = Instant::now();
+        if self.refused_logged.len() >= 4096 {
+            self.refused_logged
+                .retain(|_, at| now.duration_since(*at) < QUIET);
+        }
+        match self.refused_logged.get(&ip) {
+            Some(at) if now.duration_since(*at) < QUIET => false,
+            _ => {
+                self.refused_logged.len() < 4096 && {
+                    self.refused_logged.insert(ip, now);
+                    true
+                }
+            }
+        }
     }
 
     async fn command(&mut self, c: Command) {
