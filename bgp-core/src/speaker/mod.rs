@@ -156,7 +156,7 @@ impl Speaker {
             events: events.clone(),
             from_neighbors,
             warned_8212: Default::default(),
-            refused_logged: HashMap::new(),
+            refusals: (Instant::now(), 0, 0),
         };
         tokio::spawn(state.run(command_rx, from_neighbors_rx, accept_rx));
         Ok(SpeakerHandle {
@@ -423,8 +423,9 @@ struct SpeakerTask {
     events: broadcast::Sender<Event>,
     from_neighbors: mpsc::Sender<FromNeighbor>,
     warned_8212: std::collections::HashSet<(PeerId, bool)>,
-    /// When a refused connection from an address was last logged at warn.
-    refused_logged: HashMap<IpAddr, std::time::Instant>,
+    /// Refused connections logged: the minute's start, how many were logged
+    /// at warn in it, how many were not.
+    refusals: (Instant, u32, u32),
 }
 
 fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
@@ -554,7 +555,7 @@ impl SpeakerTask {
         }
         let Some(range) = self.ranges.iter().find(|r| r.prefix.contains(&ip)) else {
             self.metrics.connections_refused.inc();
-            if self.first_refusal_in_a_while(ip) {
+            if self.log_refusal() {
                 warn!(%addr, "connection refused: no neighbor or range admits it");
             } else {
                 debug!(%addr, "connection refused: no neighbor or range admits it");
@@ -569,7 +570,7 @@ impl SpeakerTask {
         if members >= range.limit {
             let (prefix, limit) = (range.prefix, range.limit);
             self.metrics.connections_refused.inc();
-            if self.first_refusal_in_a_while(ip) {
+            if self.log_refusal() {
                 warn!(%addr, range = %prefix, "connection refused: range limit {limit} reached");
             }
             return;
@@ -582,24 +583,29 @@ impl SpeakerTask {
         self.spawn_neighbor(config, Some(prefix), Some(stream));
     }
 
-    /// Whether a refused connection from `ip` should be logged at warn: the
-    /// first one, then at most one a minute, so that a peer retrying every
-    /// second cannot flood the log (nor, with many addresses, the memory).
-    fn first_refusal_in_a_while(&mut self, ip: IpAddr) -> bool {
-        const QUIET: std::time::Duration = std::time::Duration::from_secs(60);
+    /// Whether a refused connection should be logged at warn: at most ten a
+    /// minute, whatever their addresses, so that a flood can fill neither the
+    /// log nor the memory (no state per address). The first refusal of the
+    /// next minute says how many went unlogged.
+    fn log_refusal(&mut self) -> bool {
+        const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+        const PER_WINDOW: u32 = 10;
         let now = Instant::now();
-        if self.refused_logged.len() >= 4096 {
-            self.refused_logged
-                .retain(|_, at| now.duration_since(*at) < QUIET);
-        }
-        match self.refused_logged.get(&ip) {
-            Some(at) if now.duration_since(*at) < QUIET => false,
-            _ => {
-                self.refused_logged.len() < 4096 && {
-                    self.refused_logged.insert(ip, now);
-                    true
-                }
+        let (start, logged, quiet) = &mut self.refusals;
+        if now.duration_since(*start) >= WINDOW {
+            if *quiet > 0 {
+                warn!(
+                    "{quiet} more connections refused in the last minute (not logged one by one)"
+                );
             }
+            (*start, *logged, *quiet) = (now, 0, 0);
+        }
+        if *logged < PER_WINDOW {
+            *logged += 1;
+            true
+        } else {
+            *quiet += 1;
+            false
         }
     }
 

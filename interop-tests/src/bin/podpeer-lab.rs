@@ -270,7 +270,10 @@ fn describe_rejection(peer: &serde_json::Value) -> String {
         format!(
             "{} rejected: {}",
             last["prefix"].as_str().unwrap_or("?"),
-            last["reason"].as_str().unwrap_or("?")
+            last["detail"]
+                .as_str()
+                .or(last["reason"].as_str())
+                .unwrap_or("?")
         )
     } else {
         format!("rejections: {}", peer["rejected"])
