@@ -32,8 +32,8 @@ use netlink_packet_route::{
     rule::{RuleAction, RuleAttribute, RuleMessage},
 };
 use rtnetlink::packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
-    NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+    NetlinkPayload,
 };
 use rtnetlink::proto::ConnectionHandle;
 use rtnetlink::proto::sys::{AsyncSocket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -629,12 +629,9 @@ impl Netlink {
                     up.header.index = index;
                     up.header.flags = LinkFlags::Up;
                     up.header.change_mask = LinkFlags::Up;
-                    self.exchange(
-                        RouteNetlinkMessage::SetLink(up),
-                        NLM_F_REQUEST | NLM_F_ACK,
-                    )
-                    .await
-                    .map_err(|f| f.named(format!("set VRF {name} up")))?;
+                    self.exchange(RouteNetlinkMessage::SetLink(up), NLM_F_REQUEST | NLM_F_ACK)
+                        .await
+                        .map_err(|f| f.named(format!("set VRF {name} up")))?;
                 }
                 Ok(index)
             }
@@ -1201,7 +1198,9 @@ mod tests {
     fn link_vrf_table_is_none_for_other_kinds() {
         let mut veth = LinkMessage::default();
         veth.attributes
-            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]));
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Veth,
+            )]));
         assert_eq!(link_vrf_table(&veth), None);
         assert_eq!(link_vrf_table(&LinkMessage::default()), None);
     }
@@ -1229,9 +1228,12 @@ mod tests {
         assert_eq!(m.header.scope, RouteScope::Universe);
         assert!(m.attributes.contains(&RouteAttribute::Table(100)));
         assert!(m.attributes.contains(&RouteAttribute::Oif(7)));
-        assert!(m.attributes.contains(&RouteAttribute::Gateway(
-            RouteAddress::Inet(Ipv4Addr::new(192, 0, 2, 1))
-        )));
+        assert!(
+            m.attributes
+                .contains(&RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::new(
+                    192, 0, 2, 1
+                ))))
+        );
         assert_eq!(route_prefix(&m), Some(route.prefix));
         assert_eq!(route_next_hops(&m), route.next_hops);
     }
@@ -1334,7 +1336,13 @@ mod tests {
             ..rule.clone()
         };
         assert!(rule_v6(&v6));
-        assert!(same_rule(&v6, &Rule { v6: true, ..v6.clone() }));
+        assert!(same_rule(
+            &v6,
+            &Rule {
+                v6: true,
+                ..v6.clone()
+            }
+        ));
     }
 
     #[test]
