@@ -595,3 +595,37 @@ fn connect_binds_to_the_calling_threads_namespace() {
         ));
     });
 }
+
+#[test]
+fn batches_are_capped_so_no_answer_is_lost() {
+    in_netns(|| async {
+        veth();
+        let mut nl = Netlink::connect().unwrap();
+        // The default, unless the receive buffer is small.
+        assert!(nl.pipeline().batch <= Pipeline::DEFAULT.batch);
+        assert_eq!(nl.pipeline().in_flight, Pipeline::DEFAULT.in_flight);
+        nl.set_pipeline(Pipeline {
+            batch: 100_000,
+            in_flight: 0,
+        });
+        let effective = nl.pipeline();
+        assert!((16..=512).contains(&effective.batch), "{effective:?}");
+        assert_eq!(effective.in_flight, 1);
+        // Every request fails: error answers are the larger ones. None may
+        // be lost (a lost one would come back as "no answer" after 30 s).
+        let routes: Vec<Route> = (0..5000u32)
+            .map(|i| {
+                route(
+                    100,
+                    &format!("10.{}.{}.{}/32", i >> 16, (i >> 8) & 255, i & 255),
+                    &[hop("203.0.113.1", None)],
+                )
+            })
+            .collect();
+        let results = nl.replace_routes(&routes).await;
+        for r in &results {
+            let e = r.as_ref().unwrap_err().to_string();
+            assert!(e.ends_with("Network is unreachable"), "{e}");
+        }
+    });
+}
