@@ -449,7 +449,9 @@ impl Netlink {
     /// One next hop is sent as RTA_GATEWAY (RTA_VIA for an IPv4 route with
     /// an IPv6 gateway) plus RTA_OIF when it has an interface; several as
     /// RTA_MULTIPATH (ECMP, equal weights). A route without next hops is
-    /// refused without asking the kernel.
+    /// refused without asking the kernel. Like `ip route replace`, this
+    /// replaces whatever route the table holds for the prefix at the same
+    /// metric, whoever's it is (podpeer's routes carry no metric).
     pub async fn replace_routes(&self, routes: &[Route]) -> Vec<Result<(), NetlinkError>> {
         let messages = routes
             .iter()
