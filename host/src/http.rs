@@ -228,7 +228,10 @@ mod tests {
             ("::1", 9179, "/status?x=1")
         );
         let t = parse("HTTP://localhost").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("localhost", 80, "/"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("localhost", 80, "/")
+        );
         let t = parse("http://[fe80::1]/").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("fe80::1", 80));
         let t = parse("http://example.com?q").unwrap();

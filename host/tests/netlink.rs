@@ -136,10 +136,11 @@ fn default_gateways_v4_then_v6_by_metric_with_link_local() {
             .iter()
             .map(|g| (g.address, g.ifindex, g.ifname.as_str()))
             .collect();
-        let want: Vec<(IpAddr, u32, &str)> = ["192.0.2.253", "192.0.2.254", "2001:db8::fe", "fe80::1"]
-            .iter()
-            .map(|a| (a.parse().unwrap(), idx, "veth0"))
-            .collect();
+        let want: Vec<(IpAddr, u32, &str)> =
+            ["192.0.2.253", "192.0.2.254", "2001:db8::fe", "fe80::1"]
+                .iter()
+                .map(|a| (a.parse().unwrap(), idx, "veth0"))
+                .collect();
         assert_eq!(got, want);
     });
 }
@@ -188,7 +189,10 @@ fn addresses_on_lo_are_idempotent() {
         }
         let shown = on_lo();
         assert_eq!(shown.iter().filter(|a| *a == "198.51.100.10/32").count(), 1);
-        assert_eq!(shown.iter().filter(|a| *a == "2001:db8:ff::10/128").count(), 1);
+        assert_eq!(
+            shown.iter().filter(|a| *a == "2001:db8:ff::10/128").count(),
+            1
+        );
         let listed = nl.addresses(lo).await.unwrap();
         assert!(listed.contains(&v4) && listed.contains(&v6), "{listed:?}");
         assert!(listed.contains(&"127.0.0.1/8".parse().unwrap()));
@@ -197,7 +201,11 @@ fn addresses_on_lo_are_idempotent() {
             nl.remove_address("lo", v6).await.unwrap();
         }
         let shown = on_lo();
-        assert!(!shown.iter().any(|a| a.starts_with("198.51.100.10") || a.starts_with("2001:db8:ff::10")));
+        assert!(
+            !shown
+                .iter()
+                .any(|a| a.starts_with("198.51.100.10") || a.starts_with("2001:db8:ff::10"))
+        );
         assert!(shown.contains(&"127.0.0.1/8".to_owned()));
         // An interface that does not exist.
         assert!(matches!(
@@ -205,7 +213,10 @@ fn addresses_on_lo_are_idempotent() {
             Err(NetlinkError::NoSuchInterface(name)) if name == "nosuch0"
         ));
         let long = nl.link_index("a-name-far-too-long-for-linux").await;
-        assert!(matches!(long, Err(NetlinkError::NoSuchInterface(_))), "{long:?}");
+        assert!(
+            matches!(long, Err(NetlinkError::NoSuchInterface(_))),
+            "{long:?}"
+        );
     });
 }
 
@@ -235,7 +246,10 @@ fn replace_single_and_ecmp_then_shrink() {
         assert_eq!(e["protocol"], "201");
         assert_eq!(e["nexthops"].as_array().unwrap().len(), 3);
         assert_eq!(gateways(e), ["192.0.2.2", "192.0.2.3", "192.0.2.4"]);
-        assert_eq!(nl.our_routes().await.unwrap(), vec![single.clone(), ecmp.clone()]);
+        assert_eq!(
+            nl.our_routes().await.unwrap(),
+            vec![single.clone(), ecmp.clone()]
+        );
 
         // Replace: 3 next hops become 2 (no ifindex given: the kernel
         // finds it, and our_routes reports it).
@@ -273,11 +287,21 @@ fn delete_removes_exactly_ours() {
         // same prefix as ours with another metric.
         ip("route add 198.51.100.30/32 via 192.0.2.2 dev veth0 proto static table 100");
         ip("route add 198.51.100.10/32 via 192.0.2.3 dev veth0 proto static metric 50 table 100");
-        ip("-6 route add 2001:db8:100::10/128 via 2001:db8::3 dev veth0 proto static metric 2000 table 100");
+        ip(
+            "-6 route add 2001:db8:100::10/128 via 2001:db8::3 dev veth0 proto static metric 2000 table 100",
+        );
         let ours = vec![
             route(100, "198.51.100.10/32", &[hop("192.0.2.2", Some(idx))]),
-            route(100, "198.51.100.11/32", &[hop("192.0.2.2", Some(idx)), hop("192.0.2.4", Some(idx))]),
-            route(100, "2001:db8:100::10/128", &[hop("2001:db8::2", Some(idx))]),
+            route(
+                100,
+                "198.51.100.11/32",
+                &[hop("192.0.2.2", Some(idx)), hop("192.0.2.4", Some(idx))],
+            ),
+            route(
+                100,
+                "2001:db8:100::10/128",
+                &[hop("2001:db8::2", Some(idx))],
+            ),
         ];
         all_ok(nl.replace_routes(&ours).await);
         assert_eq!(shown("", 100).len(), 4);
@@ -323,7 +347,10 @@ fn ipv6_ecmp_link_local_and_big_table() {
         assert_eq!(e["protocol"], "201");
         assert_eq!(gateways(e), ["2001:db8::2", "2001:db8::3", "2001:db8::4"]);
         let big = shown("-6", 1000);
-        assert_eq!(gateways(find(&big, "2001:db8:200::1").unwrap()), ["fe80::2"]);
+        assert_eq!(
+            gateways(find(&big, "2001:db8:200::1").unwrap()),
+            ["fe80::2"]
+        );
         assert_eq!(
             nl.our_routes().await.unwrap(),
             vec![ecmp.clone(), link_local.clone()]
@@ -338,7 +365,10 @@ fn ipv6_ecmp_link_local_and_big_table() {
         let table = shown("-6", 100);
         assert_eq!(table.len(), 1, "{table:?}");
         assert_eq!(gateways(&table[0]), ["2001:db8::2", "2001:db8::4"]);
-        assert_eq!(nl.our_routes().await.unwrap(), vec![shrunk.clone(), link_local.clone()]);
+        assert_eq!(
+            nl.our_routes().await.unwrap(),
+            vec![shrunk.clone(), link_local.clone()]
+        );
 
         all_ok(nl.delete_routes(&[shrunk, link_local]).await);
         assert!(shown("-6", 100).is_empty());
@@ -362,7 +392,10 @@ fn ipv4_route_via_ipv6_gateway() {
         let r = find(&table, "198.51.100.50").unwrap();
         assert_eq!(r["via"]["family"], "inet6");
         assert_eq!(gateways(r), ["2001:db8::2"]);
-        assert_eq!(gateways(find(&table, "198.51.100.51").unwrap()), ["fe80::2", "fe80::3"]);
+        assert_eq!(
+            gateways(find(&table, "198.51.100.51").unwrap()),
+            ["fe80::2", "fe80::3"]
+        );
         assert_eq!(nl.our_routes().await.unwrap(), vec![via, via_ecmp]);
     });
 }
@@ -372,7 +405,13 @@ fn errors_name_the_route_and_keep_their_place() {
     in_netns(|| async {
         let idx = veth();
         let mut nl = Netlink::connect().unwrap();
-        let good = |i: u32| route(100, &format!("198.51.100.{i}/32"), &[hop("192.0.2.2", Some(idx))]);
+        let good = |i: u32| {
+            route(
+                100,
+                &format!("198.51.100.{i}/32"),
+                &[hop("192.0.2.2", Some(idx))],
+            )
+        };
         let unreachable = route(100, "198.51.100.200/32", &[hop("203.0.113.1", None)]);
         let no_hop = route(100, "198.51.100.201/32", &[]);
         let results = nl
@@ -402,7 +441,11 @@ fn errors_name_the_route_and_keep_their_place() {
             nl.set_pipeline(pipeline);
             let routes: Vec<Route> = (0..1000u32)
                 .map(|i| {
-                    let gw = if i % 97 == 5 { "203.0.113.1" } else { "192.0.2.3" };
+                    let gw = if i % 97 == 5 {
+                        "203.0.113.1"
+                    } else {
+                        "192.0.2.3"
+                    };
                     route(
                         100,
                         &format!("10.{}.{}.0/24", i / 256, i % 256),
@@ -415,7 +458,10 @@ fn errors_name_the_route_and_keep_their_place() {
             for (i, r) in results.iter().enumerate() {
                 assert_eq!(r.is_err(), i % 97 == 5, "route {i}: {r:?}");
                 if let Err(e) = r {
-                    assert!(e.to_string().starts_with(&format!("replace route {} table 100:", routes[i].prefix)));
+                    assert!(
+                        e.to_string()
+                            .starts_with(&format!("replace route {} table 100:", routes[i].prefix))
+                    );
                 }
             }
             let installed = nl.our_routes().await.unwrap();
@@ -461,7 +507,12 @@ fn rules_are_ensured_once_and_removed() {
             }
         }
         let rules = ip_json("-d rule show");
-        let at = |p: u64| rules.iter().filter(|r| r["priority"] == p).collect::<Vec<_>>();
+        let at = |p: u64| {
+            rules
+                .iter()
+                .filter(|r| r["priority"] == p)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(at(1000).len(), 1, "{rules:?}");
         assert_eq!(at(1000)[0]["iif"], "veth0");
         assert_eq!(at(1000)[0]["table"], "100");
@@ -496,7 +547,10 @@ fn rules_are_ensured_once_and_removed() {
             }
         }
         let rules = ip_json("rule show");
-        let prios: Vec<u64> = rules.iter().map(|r| r["priority"].as_u64().unwrap()).collect();
+        let prios: Vec<u64> = rules
+            .iter()
+            .map(|r| r["priority"].as_u64().unwrap())
+            .collect();
         assert_eq!(prios, [0, 2000, 32766, 32767]);
         let prios6: Vec<u64> = ip_json("-6 rule show")
             .iter()
@@ -539,5 +593,39 @@ fn connect_binds_to_the_calling_threads_namespace() {
             nl.link_index("veth7").await,
             Err(NetlinkError::NoSuchInterface(_))
         ));
+    });
+}
+
+#[test]
+fn batches_are_capped_so_no_answer_is_lost() {
+    in_netns(|| async {
+        veth();
+        let mut nl = Netlink::connect().unwrap();
+        // The default, unless the receive buffer is small.
+        assert!(nl.pipeline().batch <= Pipeline::DEFAULT.batch);
+        assert_eq!(nl.pipeline().in_flight, Pipeline::DEFAULT.in_flight);
+        nl.set_pipeline(Pipeline {
+            batch: 100_000,
+            in_flight: 0,
+        });
+        let effective = nl.pipeline();
+        assert!((16..=512).contains(&effective.batch), "{effective:?}");
+        assert_eq!(effective.in_flight, 1);
+        // Every request fails: error answers are the larger ones. None may
+        // be lost (a lost one would come back as "no answer" after 30 s).
+        let routes: Vec<Route> = (0..5000u32)
+            .map(|i| {
+                route(
+                    100,
+                    &format!("10.{}.{}.{}/32", i >> 16, (i >> 8) & 255, i & 255),
+                    &[hop("203.0.113.1", None)],
+                )
+            })
+            .collect();
+        let results = nl.replace_routes(&routes).await;
+        for r in &results {
+            let e = r.as_ref().unwrap_err().to_string();
+            assert!(e.ends_with("Network is unreachable"), "{e}");
+        }
     });
 }
