@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bgp_core::fsm::{RemoteAs, State};
-use bgp_core::policy::RouteMap;
+use bgp_core::policy::{Action, RouteMap, Set, Term};
 use bgp_core::speaker::{
     DynamicRange, Event, NeighborConfig, NeighborStatus, Speaker, SpeakerConfig, SpeakerError,
     SpeakerHandle,
@@ -386,14 +386,32 @@ fn gshut(e: &bgp_core::speaker::RibEntry) -> (bool, Option<u32>) {
 #[tokio::test]
 async fn graceful_shutdown_marks_drains_and_closes_with_the_message() {
     let t = 17;
-    let (a, b) = pair(t, |_| {}, |_| {}).await;
+    // B's import policy sets LOCAL_PREF 300 (as podpeer-node's does).
+    let (a, b) = pair(
+        t,
+        |_| {},
+        |n| {
+            n.import = Some(RouteMap {
+                name: "in".into(),
+                terms: vec![Term {
+                    name: "pref".into(),
+                    matches: Vec::new(),
+                    sets: vec![Set::LocalPref(300)],
+                    action: Action::Accept,
+                }],
+                default_accept: false,
+            })
+        },
+    )
+    .await;
     established(&b, addr(t, 1)).await;
     let p = "198.51.100.0/24";
     a.announce(p.parse().unwrap(), attrs(None)).await.unwrap();
     let e = eventually("the route at B", || route(&b, p)).await;
-    assert_eq!(gshut(&e), (false, None));
+    assert_eq!(gshut(&e), (false, Some(300)));
 
-    // Marked: B sees the community and, honoring it, LOCAL_PREF 0.
+    // Marked: B sees the community and, honoring it, LOCAL_PREF 0 (over
+    // its policy's).
     let drain = Duration::from_millis(1500);
     let a2 = a.clone();
     let started = Instant::now();

@@ -135,8 +135,8 @@ pub struct NeighborConfig {
     /// strict mode).
     pub role_strict: bool,
     /// Lower the LOCAL_PREF of routes received with the GRACEFUL_SHUTDOWN
-    /// community to 0 (RFC 8326 section 4.2), before the import policy.
-    /// On by default.
+    /// community to 0 (RFC 8326 section 4.2), also over a LOCAL_PREF the
+    /// import policy sets. On by default.
     pub honor_graceful_shutdown: bool,
 }
 

@@ -1315,6 +1315,7 @@ impl SpeakerTask {
         }
         let guard = n.config.guard.clone();
         let policy = n.config.import.clone();
+        let honor_gshut = n.config.honor_graceful_shutdown;
         let peer_as = n.session.as_ref().map_or(0, |s| s.negotiated.remote_as);
         let limit = guard.as_ref().and_then(|g| g.max_prefixes);
         // Prefixes of the peer in the RIB as the batch goes, for the limit.
@@ -1363,7 +1364,10 @@ impl SpeakerTask {
                     push_group(&mut groups, &raw, *p);
                     accepted += u64::from(!present);
                 }
-                Ok(Some(changed)) => {
+                Ok(Some(mut changed)) => {
+                    // After the policy too: a LOCAL_PREF it sets must not
+                    // undo the graceful shutdown.
+                    gshut::on_import(honor_gshut, &mut changed);
                     let a = self.rib.intern(changed);
                     push_group(&mut groups, &a, *p);
                     accepted += u64::from(!present);
