@@ -24,7 +24,12 @@ const FRR_AS: u32 = 65002;
 /// FRR's bgpd configuration: AS 65002, `peer` as neighbor in AS 65001 with
 /// the extra `neighbor` lines given (`{peer}` replaced), IPv4 unicast, and
 /// `networks` originated.
-fn frr_config(peer: Ipv4Addr, router_id: Ipv4Addr, neighbor: &[&str], networks: &[&str]) -> String {
+fn frr_config(
+    peer: impl std::fmt::Display,
+    router_id: Ipv4Addr,
+    neighbor: &[&str],
+    networks: &[&str],
+) -> String {
     let mut c = format!(
         "router bgp {FRR_AS}
  bgp router-id {router_id}
@@ -503,4 +508,49 @@ async fn frr_graceful_shutdown_lowers_our_local_pref() {
         status(&us, lab.their_ip()).await.unwrap().state,
         State::Established
     );
+}
+
+/// MD5 over an IPv6 session: FRR connects to our IPv6 listener (keyed for
+/// its IPv6 address), and we connect to it.
+#[tokio::test]
+async fn md5_over_ipv6_both_directions() {
+    skip_unless_runnable!(FRR_BINARIES);
+    let lab = Lab::new(87).unwrap();
+    let frr = Frr::start(
+        &lab.theirs,
+        &frr_config(
+            lab.our_v6(),
+            lab.their_v4(),
+            &["neighbor {peer} password v6-pw"],
+            &["203.0.113.0/24"],
+        ),
+    )
+    .unwrap();
+    let us = NsSpeaker::start(&lab.ours, ours::speaker_config(&lab, OUR_AS)).unwrap();
+    let them = IpAddr::V6(lab.their_v6());
+    let neighbor = |passive| {
+        let mut n = NeighborConfig::new(them, RemoteAs::Number(FRR_AS));
+        n.connect_retry = Duration::from_secs(1);
+        n.hold_time = 9;
+        n.families = vec![bgp_core::wire::AfiSafi::IPV4_UNICAST];
+        n.import = Some(bgp_core::policy::RouteMap::accept_all("in"));
+        n.next_hop_v4 = Some(lab.our_v4());
+        n.password = Some("v6-pw".into());
+        n.passive = passive;
+        n
+    };
+    us.add_neighbor(neighbor(true)).await.unwrap();
+    ours::established(&us, them).await;
+    let f = frr_established(&frr, &lab.our_v6().to_string()).await;
+    assert_eq!(f["portForeign"], 179, "FRR connected to us: {f}");
+    // Now we connect (FRR passive), with the key on our outgoing socket.
+    frr.configure(&[
+        &format!("router bgp {FRR_AS}"),
+        &format!("neighbor {} passive", lab.our_v6()),
+    ])
+    .unwrap();
+    us.update_neighbor(neighbor(false)).await.unwrap();
+    ours::established(&us, them).await;
+    let f = frr_established(&frr, &lab.our_v6().to_string()).await;
+    assert_eq!(f["portLocal"], 179, "we connected to FRR: {f}");
 }
