@@ -118,6 +118,9 @@ pub struct FsmConfig {
     pub max_idle_hold: Duration,
     /// The capabilities we advertise.
     pub capabilities: Vec<Capability>,
+    /// With a BGP role among `capabilities`, refuse a neighbor that sends no
+    /// role (RFC 9234 strict mode).
+    pub role_strict: bool,
 }
 
 impl FsmConfig {
@@ -142,6 +145,7 @@ impl FsmConfig {
                 Capability::EnhancedRouteRefresh,
                 Capability::FourOctetAs(local_as),
             ],
+            role_strict: false,
         }
     }
 
@@ -197,6 +201,12 @@ impl Negotiated {
         if remote_as == config.local_as && remote.bgp_id == config.router_id {
             return Err(open_error(error_subcode::open::BAD_BGP_IDENTIFIER));
         }
+        // RFC 9234 section 4.2: our role and the peer's must fit.
+        crate::role::check_open(
+            crate::role::local_role(&config.capabilities),
+            config.role_strict,
+            &remote.capabilities,
+        )?;
         let ours = &config.capabilities;
         let theirs = &remote.capabilities;
         let has = |caps: &[Capability], c: &Capability| caps.contains(c);

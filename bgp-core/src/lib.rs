@@ -15,6 +15,7 @@ pub mod fsm;
 pub mod metrics;
 pub mod policy;
 pub mod rib;
+pub mod role;
 pub mod speaker;
 pub mod wire;
 

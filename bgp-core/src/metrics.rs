@@ -37,7 +37,7 @@ pub struct RejectLabels {
     pub neighbor: String,
     /// One of [`REJECT_REASONS`]: the import guard's reasons
     /// ([`GuardReason::as_str`](crate::policy::GuardReason::as_str)), `policy`,
-    /// `rfc8212` or `as-loop`.
+    /// `rfc8212`, `as-loop` or `route-leak`.
     pub reason: String,
 }
 

@@ -198,7 +198,9 @@ fn sigterm_withdraws_before_the_session_closes() {
             .contains(VIP)
     );
     // Watch from another thread: when the next hop leaves the kernel route,
-    // the session must still be up (withdraw first, then drain, then close).
+    // the session must still be up (the sidecar's default graceful shutdown
+    // marks the VIP with GRACEFUL_SHUTDOWN, the node drops the pod's path
+    // from the ECMP set, then drain, then close).
     let bins = lab.bins.node.display().to_string();
     let node_ns = lab.node_ns.name().to_string();
     let watcher = std::thread::spawn(move || {
@@ -240,7 +242,10 @@ fn sigterm_withdraws_before_the_session_closes() {
     .unwrap();
     assert!(!String::from_utf8_lossy(&lo).contains(VIP));
     let log = lab.sidecar_log(0);
-    assert!(log.to_lowercase().contains("withdr"), "{log}");
+    assert!(
+        log.contains("marked 1 VIP(s) with GRACEFUL_SHUTDOWN"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -70,6 +70,7 @@ keys! {
     "addVips", "--add-vips", "PODPEER_ADD_VIPS", "false";
     "drainTime", "--drain-time", "PODPEER_DRAIN_TIME", "5s";
     "http", "--http", "PODPEER_HTTP", "0.0.0.0:9179";
+    "shutdown", "--shutdown", "PODPEER_SHUTDOWN", "graceful";
 }
 
 /// The setting `name` (one of [`KEYS`]).
@@ -204,6 +205,42 @@ impl fmt::Display for PeerAs {
     }
 }
 
+/// What SIGTERM does with the VIPs before the session closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// RFC 8326: announce them again with the GRACEFUL_SHUTDOWN community
+    /// (the node lowers their preference to 0 and moves traffic to other
+    /// pods announcing the same VIPs, while this one still serves what
+    /// arrives), wait the drain time, then close the session (which withdraws
+    /// them).
+    Graceful,
+    /// Withdraw them, wait the drain time, then close the session.
+    Withdraw,
+}
+
+impl fmt::Display for ShutdownMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Graceful => "graceful",
+            Self::Withdraw => "withdraw",
+        })
+    }
+}
+
+impl FromStr for ShutdownMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "graceful" => Ok(Self::Graceful),
+            "withdraw" => Ok(Self::Withdraw),
+            other => Err(format!(
+                "invalid shutdown mode {other:?}: expected graceful or withdraw"
+            )),
+        }
+    }
+}
+
 /// What a health check does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckKind {
@@ -282,12 +319,15 @@ pub struct Config {
     pub vip_interface: String,
     /// Add the VIPs to `vip_interface` on start, remove them on exit.
     pub add_vips: bool,
-    /// Time between withdrawing the VIPs and closing the session on SIGTERM.
+    /// Time between marking (or withdrawing) the VIPs and closing the
+    /// session on SIGTERM.
     pub drain_time: Duration,
     /// Address of the HTTP endpoints.
     pub http: SocketAddr,
     /// The VIPs.
     pub vips: Vec<Vip>,
+    /// What SIGTERM does with the VIPs.
+    pub shutdown: ShutdownMode,
 }
 
 /// A YAML scalar of any type (string, number, boolean), kept as text so that
@@ -387,6 +427,7 @@ struct RawFile {
     drain_time: Option<Scalar>,
     http: Option<Scalar>,
     vips: Option<Vec<RawVip>>,
+    shutdown: Option<Scalar>,
 }
 
 /// The values one source gives, each with where it came from.
@@ -435,6 +476,7 @@ impl Layer {
             ("addVips", raw.add_vips),
             ("drainTime", raw.drain_time),
             ("http", raw.http),
+            ("shutdown", raw.shutdown),
         ];
         for (name, value) in scalars {
             if let Some(Scalar(v)) = value {
@@ -516,6 +558,7 @@ pub fn resolve(layers: &[Layer]) -> Result<Config, ConfigError> {
         Some((raw, origin)) => validate_vips(raw, origin)?,
         None => Vec::new(),
     };
+    let shutdown = field(layers, "shutdown", |v| v.parse::<ShutdownMode>())?;
     Ok(Config {
         node,
         node_as,
@@ -528,6 +571,7 @@ pub fn resolve(layers: &[Layer]) -> Result<Config, ConfigError> {
         drain_time,
         http,
         vips,
+        shutdown,
     })
 }
 
@@ -1059,6 +1103,7 @@ pub fn to_yaml(c: &Config) -> String {
         drain_time: String,
         http: String,
         vips: Vec<OutVip>,
+        shutdown: String,
     }
     let vips = c
         .vips
@@ -1106,6 +1151,7 @@ pub fn to_yaml(c: &Config) -> String {
         drain_time: fmt_duration(c.drain_time),
         http: c.http.to_string(),
         vips,
+        shutdown: c.shutdown.to_string(),
     };
     serde_saphyr::to_string(&out).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
 }

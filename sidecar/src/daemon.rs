@@ -3,9 +3,17 @@
 //! the VIP driver that announces and withdraws as health checks report,
 //! until SIGTERM or SIGINT starts the drain.
 //!
-//! Shutdown order: stop the checks, withdraw every VIP, wait the drain time
-//! (the node moves traffic away while the session still stands), close the
-//! session with a shutdown message, remove the VIP addresses, exit 0.
+//! Shutdown order: stop the checks; mark every VIP with GRACEFUL_SHUTDOWN
+//! (RFC 8326, `shutdown: graceful`, the default) or withdraw it (`shutdown:
+//! withdraw`); wait the drain time (the node moves traffic away while the
+//! session still stands); close the session with a shutdown message (which
+//! withdraws whatever is left); remove the VIP addresses; exit 0.
+//!
+//! Why graceful by default: a withdrawal takes the route away at once, so a
+//! pod that is the only one announcing a VIP blackholes it for the whole drain
+//! (and cuts its open connections), while a marked route stays, least
+//! preferred: the node sends the traffic to other pods announcing the same
+//! VIP as soon as there are any, and to this one until it closes otherwise.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +33,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::check::{self, Health, Outcome, RiseFall};
-use crate::config::{Check, Config, NodeSpec, Vip, fmt_duration};
+use crate::config::{Check, Config, NodeSpec, ShutdownMode, Vip, fmt_duration};
 use crate::metrics::SidecarMetrics;
 use crate::node::{self, NodePeer, SessionPlan};
 use crate::status::{ResultDoc, SessionDoc, StatusDoc, VipDoc};
@@ -633,25 +641,35 @@ async fn drive(
             why = signals.recv() => break why,
         }
     };
-    info!("{why}: withdrawing the VIPs");
+    match config.shutdown {
+        ShutdownMode::Graceful => info!("{why}: graceful shutdown (RFC 8326)"),
+        ShutdownMode::Withdraw => info!("{why}: withdrawing the VIPs"),
+    }
     app.shutting_down.store(true, Ordering::Relaxed);
     checks.abort_all();
     let Some(bgp) = app.bgp() else {
         return Ok(());
     };
-    // [4/8] graceful shutdown (RFC 8326) goes here: re-announce each
-    // originated VIP with Community::GRACEFUL_SHUTDOWN and let the node move
-    // traffic away for part of the drain time, before the withdrawals below.
-    let mut withdrawn = 0;
-    for i in 0..config.vips.len() {
-        let was = app.vips().get(i).is_some_and(|v| v.originated);
-        app.sync(i).await?;
-        withdrawn += usize::from(was);
+    let drain = fmt_duration(config.drain_time);
+    match config.shutdown {
+        ShutdownMode::Graceful => {
+            // The VIPs stay originated: marked, then withdrawn by the close.
+            bgp.speaker.set_graceful_shutdown(None, true).await?;
+            let marked = app.vips().iter().filter(|v| v.originated).count();
+            info!(
+                "marked {marked} VIP(s) with GRACEFUL_SHUTDOWN; draining for {drain} before closing the session"
+            );
+        }
+        ShutdownMode::Withdraw => {
+            let mut withdrawn = 0;
+            for i in 0..config.vips.len() {
+                let was = app.vips().get(i).is_some_and(|v| v.originated);
+                app.sync(i).await?;
+                withdrawn += usize::from(was);
+            }
+            info!("withdrew {withdrawn} VIP(s); draining for {drain} before closing the session");
+        }
     }
-    info!(
-        "withdrew {withdrawn} VIP(s); draining for {} before closing the session",
-        fmt_duration(config.drain_time)
-    );
     tokio::select! {
         _ = tokio::time::sleep(config.drain_time) => {}
         why = signals.recv() => info!("{why} again: cutting the drain short"),

@@ -86,8 +86,8 @@ struct RunArgs {
     #[arg(long, env = "PODPEER_ADD_VIPS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     add_vips: Option<String>,
 
-    /// On SIGTERM, time between withdrawing the VIPs and closing the session.
-    /// [default: 5s]
+    /// On SIGTERM, time between marking (graceful) or withdrawing the VIPs
+    /// and closing the session. [default: 5s]
     #[arg(long, env = "PODPEER_DRAIN_TIME", value_name = "DURATION")]
     drain_time: Option<String>,
 
@@ -95,6 +95,13 @@ struct RunArgs {
     /// [default: 0.0.0.0:9179]
     #[arg(long, env = "PODPEER_HTTP", value_name = "ADDR")]
     http: Option<String>,
+
+    /// What SIGTERM does with the VIPs: graceful (RFC 8326: announce them
+    /// again with the GRACEFUL_SHUTDOWN community so the node moves traffic
+    /// to other pods, drain, close the session) or withdraw (withdraw, drain,
+    /// close). [default: graceful]
+    #[arg(long, env = "PODPEER_SHUTDOWN", value_name = "MODE")]
+    shutdown: Option<String>,
 
     /// A VIP: PREFIX[,check=URL][,expect=STATUS][,interval=2s][,timeout=1s][,rise=2][,fall=2][,med=N][,community=ASN:VALUE]...
     /// Repeat for more;
@@ -143,6 +150,7 @@ fn flag_layer(m: &ArgMatches, args: &RunArgs) -> Result<Layer, ConfigError> {
         ("addVips", "add_vips", &args.add_vips),
         ("drainTime", "drain_time", &args.drain_time),
         ("http", "http", &args.http),
+        ("shutdown", "shutdown", &args.shutdown),
     ];
     for (name, id, value) in scalars {
         if let Some(v) = value

@@ -269,7 +269,8 @@ fn the_path(e: &RibEntry) -> &bgp_core::speaker::RoutePath {
 /// VIP: it waits for the pod's default gateway, finds the node through it,
 /// announces the VIP (next hop the pod, AS path the pod's AS), follows the
 /// check both ways, answers /readyz, `status` and /metrics, puts the VIP on lo
-/// and, on SIGTERM, withdraws before it closes the session, then exits 0.
+/// and, on SIGTERM (`shutdown: withdraw`), withdraws before it closes the
+/// session, then exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_vip_health_readyz_status_and_sigterm() {
     skip_unless_runnable!(&[]);
@@ -282,7 +283,7 @@ async fn gateway_vip_health_readyz_status_and_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "addVips: true\ndrainTime: 1s\nholdTime: 9s\nvips:\n  - prefix: {vip}\n    communities: [\"65000:77\"]\n    med: 10\n    check:\n      file: {}\n      interval: 200ms\n      timeout: 100ms\n",
+            "addVips: true\ndrainTime: 1s\nholdTime: 9s\nshutdown: withdraw\nvips:\n  - prefix: {vip}\n    communities: [\"65000:77\"]\n    med: 10\n    check:\n      file: {}\n      interval: 200ms\n      timeout: 100ms\n",
             ok.display()
         ),
     )
@@ -654,4 +655,83 @@ async fn sigterm_while_looking_for_the_node() {
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     let lo = pod.ip(&["-o", "addr", "show", "dev", "lo"]).unwrap();
     assert!(!lo.contains("198.51.100.80"), "{lo}");
+}
+
+/// SIGTERM with the default `shutdown: graceful` (RFC 8326): the VIP is
+/// announced again with GRACEFUL_SHUTDOWN (the node, honoring it, gives it
+/// LOCAL_PREF 0) and stays while the session drains; the session closes a
+/// drain time later with the shutdown message, which withdraws it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_graceful_marks_the_vip_then_closes() {
+    skip_unless_runnable!(&[]);
+    let t = Topo::new(4);
+    t.pod
+        .ip(&["route", "add", "default", "via", &t.node_v4().to_string()])
+        .unwrap();
+    let node = t.node_speaker(&["10.77.4.0/24"]).await;
+    let vip: IpNet = "198.51.100.81/32".parse().unwrap();
+    let mut sidecar = Sidecar::start(
+        &t.pod,
+        &[
+            "--vip",
+            "198.51.100.81/32,community=65000:81",
+            "--drain-time",
+            "1s",
+        ],
+        &[],
+    );
+    let e = wait_route(&node, "198.51.100.81/32").await;
+    assert_eq!(the_path(&e).attrs.attributes.local_pref, None);
+    let _ = wait_http(&t.pod, 9179, "/readyz", 200).await;
+    let mut events = node.subscribe();
+    let pod = IpAddr::V4(t.pod_v4());
+
+    let t0 = Instant::now();
+    sidecar.signal(Signal::SIGTERM);
+    let t_mark = wait_event(&mut events, "the marked VIP", |e| {
+        matches!(e, Event::Route { prefix, paths } if *prefix == vip
+            && paths.first().is_some_and(|p| p.attrs.attributes.communities.contains(&Community::GRACEFUL_SHUTDOWN)))
+    })
+    .await;
+    let e = route(&node, "198.51.100.81/32").await.expect("still there");
+    let a = &the_path(&e).attrs.attributes;
+    assert_eq!(
+        a.communities,
+        vec![Community::new(65000, 81), Community::GRACEFUL_SHUTDOWN]
+    );
+    assert_eq!(a.local_pref, Some(0), "the node honors it");
+    let (code, body) = ns_get(&t.pod, 9179, "/readyz").unwrap();
+    assert_eq!((code, body.as_str()), (503, "not ready: shutting down\n"));
+    let t_down = wait_event(&mut events, "the session going down", |e| {
+        matches!(e, Event::NeighborState { neighbor, from: State::Established, .. } if *neighbor == pod)
+    })
+    .await;
+    let drain = t_down - t_mark;
+    println!(
+        "SIGTERM to marking: {:?}; marking to session down: {drain:?} (drainTime 1s)",
+        t_mark - t0
+    );
+    assert!(t_mark - t0 < Duration::from_secs(2), "{:?}", t_mark - t0);
+    assert!(
+        drain >= Duration::from_millis(700) && drain < Duration::from_secs(3),
+        "{drain:?}"
+    );
+    wait_no_route(&node, "198.51.100.81/32").await;
+    let st = status(&node, pod).await;
+    assert!(
+        st.as_ref()
+            .and_then(|s| s.last_error.as_deref())
+            .is_none_or(|e| e.contains("Administrative Shutdown")),
+        "{st:?}"
+    );
+    assert_eq!(sidecar.wait(Duration::from_secs(10)).code(), Some(0));
+    let logs = sidecar.logs();
+    assert!(
+        logs.contains("SIGTERM: graceful shutdown (RFC 8326)"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("marked 1 VIP(s) with GRACEFUL_SHUTDOWN; draining for 1s"),
+        "{logs}"
+    );
 }

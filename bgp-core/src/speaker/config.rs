@@ -113,6 +113,31 @@ pub struct NeighborConfig {
     pub route_reflector_client: bool,
     /// Accept paths that contain our own AS this many times.
     pub allow_own_as: u8,
+    /// TCP-MD5 signature key (RFC 2385), as FRR's `neighbor X password`: set
+    /// on the listeners for the neighbor's address when it is added (before
+    /// it can connect) and removed with it, and on our outgoing connection.
+    /// In a range template, one key for the whole range (a prefix key on the
+    /// listeners). At most 80 octets. A connection with a missing or wrong
+    /// signature never completes its TCP handshake.
+    pub password: Option<String>,
+    /// GTSM / TTL security (RFC 5082), as FRR's `neighbor X ttl-security
+    /// hops N`: the neighbor is at most this many hops away (1: directly
+    /// connected). We send with TTL 255 and drop packets that arrive with a
+    /// TTL below 256 - hops. Overrides `ttl`.
+    pub ttl_security: Option<u8>,
+    /// Our BGP role towards the neighbor (RFC 9234; FRR's `neighbor X
+    /// local-role`): sent in the Role capability, checked against the
+    /// neighbor's (a mismatch refuses the session with Role Mismatch), and
+    /// the OTC attribute's route leak rules applied on eBGP. `Provider`
+    /// means the neighbor is our customer.
+    pub role: Option<crate::wire::Role>,
+    /// With `role`, also refuse a neighbor that announces no role (RFC 9234
+    /// strict mode).
+    pub role_strict: bool,
+    /// Lower the LOCAL_PREF of routes received with the GRACEFUL_SHUTDOWN
+    /// community to 0 (RFC 8326 section 4.2), also over a LOCAL_PREF the
+    /// import policy sets. On by default.
+    pub honor_graceful_shutdown: bool,
 }
 
 impl NeighborConfig {
@@ -143,6 +168,11 @@ impl NeighborConfig {
             next_hop_v6: None,
             route_reflector_client: false,
             allow_own_as: 0,
+            password: None,
+            ttl_security: None,
+            role: None,
+            role_strict: false,
+            honor_graceful_shutdown: true,
         }
     }
 }

@@ -25,8 +25,11 @@
 //! ```
 
 mod config;
+mod gshut;
 mod neighbor;
 mod outq;
+mod security;
+mod sockopt;
 mod types;
 
 use std::collections::HashMap;
@@ -79,6 +82,14 @@ pub enum SpeakerError {
     /// The speaker has shut down.
     #[error("the speaker has stopped")]
     Stopped,
+    /// A TCP-MD5 key cannot be set (a bad password, or the kernel refused).
+    #[error("cannot set the TCP-MD5 key for {peers}: {source}")]
+    TcpMd5 {
+        /// The neighbor's address or the range.
+        peers: IpNet,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// An Adj-RIB of one neighbor: prefixes with their attributes, sorted.
@@ -114,6 +125,11 @@ enum Command {
         oneshot::Sender<Result<(), SpeakerError>>,
     ),
     Shutdown(Option<String>, oneshot::Sender<()>),
+    GracefulShutdown(
+        Option<IpAddr>,
+        bool,
+        oneshot::Sender<Result<(), SpeakerError>>,
+    ),
 }
 
 /// A running speaker, driven through this handle. Clones share the speaker.
@@ -132,9 +148,14 @@ impl Speaker {
     /// runtime.
     pub async fn start(config: SpeakerConfig) -> Result<SpeakerHandle, SpeakerError> {
         let (accept_tx, accept_rx) = mpsc::channel(1024);
+        let mut listeners = security::Listeners::default();
         for &addr in &config.listen {
             let listener = listen(addr).map_err(|source| SpeakerError::Listen { addr, source })?;
             info!(%addr, "listening");
+            let listener = Arc::new(listener);
+            listeners
+                .push(Arc::clone(&listener), addr.is_ipv6())
+                .map_err(|source| SpeakerError::Listen { addr, source })?;
             tokio::spawn(accept_loop(listener, accept_tx.clone()));
         }
         let (commands, command_rx) = mpsc::channel(256);
@@ -157,6 +178,8 @@ impl Speaker {
             from_neighbors,
             warned_8212: Default::default(),
             refusals: (Instant::now(), 0, 0),
+            listeners,
+            graceful_shutdown: false,
         };
         tokio::spawn(state.run(command_rx, from_neighbors_rx, accept_rx));
         Ok(SpeakerHandle {
@@ -179,7 +202,10 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-async fn accept_loop(listener: TcpListener, to_speaker: mpsc::Sender<(TcpStream, SocketAddr)>) {
+async fn accept_loop(
+    listener: Arc<TcpListener>,
+    to_speaker: mpsc::Sender<(TcpStream, SocketAddr)>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
@@ -378,6 +404,8 @@ struct Neighbor {
     /// Prefixes accepted into the RIB per family (IPv4, IPv6): what the
     /// max-prefix limit applies to.
     accepted_by_family: [u64; 2],
+    /// Routes sent to it carry GRACEFUL_SHUTDOWN (RFC 8326).
+    graceful_shutdown: bool,
 }
 
 struct Session {
@@ -426,6 +454,10 @@ struct SpeakerTask {
     /// Refused connections logged: the minute's start, how many were logged
     /// at warn in it, how many were not.
     refusals: (Instant, u32, u32),
+    /// The listening sockets, for TCP-MD5 keys.
+    listeners: security::Listeners,
+    /// Routes sent to every neighbor carry GRACEFUL_SHUTDOWN (RFC 8326).
+    graceful_shutdown: bool,
 }
 
 fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
@@ -445,6 +477,7 @@ fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
         Capability::EnhancedRouteRefresh,
         Capability::FourOctetAs(local_as),
     ]);
+    security::configure_fsm(&mut c, n);
     c
 }
 
@@ -538,6 +571,7 @@ impl SpeakerTask {
                 export_cache: None,
                 accepted_by_family: [0; 2],
                 labels,
+                graceful_shutdown: false,
             },
         );
         id
@@ -615,8 +649,11 @@ impl SpeakerTask {
                 let ip = canonical(config.address);
                 let r = if self.by_addr.contains_key(&ip) {
                     Err(SpeakerError::NeighborExists(ip))
+                } else if let Err(e) = self.install_neighbor_key(&config) {
+                    Err(e)
                 } else {
                     self.spawn_neighbor(config, None, None);
+                    self.sync_listener_gtsm();
                     Ok(())
                 };
                 let _ = done.send(r);
@@ -630,6 +667,8 @@ impl SpeakerTask {
                 {
                     Some(n) => {
                         let _ = n.control.send(Control::Stop(message)).await;
+                        self.remove_neighbor_key(&n.config);
+                        self.sync_listener_gtsm();
                         self.withdraw_peer(n.id);
                         self.metrics.remove(&n.labels);
                         Ok(())
@@ -642,12 +681,18 @@ impl SpeakerTask {
                 let _ = done.send(self.set_policy(canonical(ip), import, export).await);
             }
             Command::AddRange(range, done) => {
-                self.ranges.retain(|r| r.prefix != range.prefix);
-                self.ranges.push(range);
-                let _ = done.send(Ok(()));
+                let r = self.install_range_key(&range);
+                if r.is_ok() {
+                    self.ranges.retain(|r| r.prefix != range.prefix);
+                    self.ranges.push(range);
+                    self.sync_listener_gtsm();
+                }
+                let _ = done.send(r);
             }
             Command::RemoveRange(prefix, done) => {
+                self.remove_range_key(prefix);
                 self.ranges.retain(|r| r.prefix != prefix);
+                self.sync_listener_gtsm();
                 let _ = done.send(Ok(()));
             }
             Command::Announce(prefix, attrs, done) => {
@@ -717,6 +762,9 @@ impl SpeakerTask {
                 let _ = done.send(self.update_neighbor(*config).await);
             }
             Command::Shutdown(..) => {}
+            Command::GracefulShutdown(target, on, done) => {
+                let _ = done.send(self.set_graceful_shutdown(target, on));
+            }
         }
     }
 
@@ -759,6 +807,7 @@ impl SpeakerTask {
 
     async fn update_neighbor(&mut self, config: NeighborConfig) -> Result<(), SpeakerError> {
         let ip = canonical(config.address);
+        security::password_ok(&config)?;
         let id = *self
             .by_addr
             .get(&ip)
@@ -778,7 +827,8 @@ impl SpeakerTask {
             || old.ttl != config.ttl
             || old.source_address != config.source_address
             || old.bind_interface != config.bind_interface
-            || old.families != config.families;
+            || old.families != config.families
+            || security::session_changed(old, &config);
         if session_changed {
             info!(peer = %ip, "session settings changed: restarting the session");
             if let Some(n) = self.neighbors.remove(&id) {
@@ -789,7 +839,9 @@ impl SpeakerTask {
                     .await;
                 self.withdraw_peer(id);
                 self.metrics.remove(&n.labels);
+                self.replace_neighbor_key(&n, &config)?;
                 self.spawn_neighbor(config, n.dynamic_range, None);
+                self.sync_listener_gtsm();
             }
             return Ok(());
         }
@@ -968,6 +1020,16 @@ impl SpeakerTask {
             }
             FromNeighbor::Update { peer, update } => self.update(peer, update),
             FromNeighbor::RouteRefresh { peer, refresh } => self.refresh(peer, refresh),
+            FromNeighbor::Notification {
+                peer,
+                sent,
+                notification,
+            } => {
+                if let Some(n) = self.neighbors.get_mut(&peer) {
+                    let verb = if sent { "sent" } else { "received" };
+                    n.last_error = Some(format!("{verb} {notification}"));
+                }
+            }
         }
     }
 
@@ -1184,6 +1246,9 @@ impl SpeakerTask {
             return;
         };
         n.counters.received += prefixes.len() as u64;
+        let mut attrs = attrs;
+        gshut::on_import(n.config.honor_graceful_shutdown, &mut attrs);
+        let leak = security::otc_ingress(n, speaker_as, &mut attrs);
         let raw = self.rib.intern(attrs);
         if n.config.soft_reconfiguration_inbound {
             let adj = P::adj_in(&mut n.adj_in);
@@ -1203,6 +1268,8 @@ impl SpeakerTask {
         let no_policy = n.config.import.is_none() && n.config.guard.is_none();
         let blanket = if loops > usize::from(n.config.allow_own_as) {
             Some(RejectKind::AsLoop)
+        } else if leak.is_some() {
+            Some(RejectKind::RouteLeak)
         } else if external && no_policy {
             Some(RejectKind::Rfc8212)
         } else {
@@ -1210,11 +1277,12 @@ impl SpeakerTask {
         };
         let address = canonical(n.config.address);
         if let Some(kind) = blanket {
-            let reason = match kind {
-                RejectKind::AsLoop => "AS path contains our AS",
-                _ => "no import policy for an external neighbor (RFC 8212)",
+            let reason = match (kind, leak) {
+                (RejectKind::AsLoop, _) => "AS path contains our AS".to_owned(),
+                (_, Some(leak)) => leak.to_string(),
+                _ => "no import policy for an external neighbor (RFC 8212)".to_owned(),
             };
-            if kind == RejectKind::AsLoop || self.warned_8212.insert((peer, true)) {
+            if kind != RejectKind::Rfc8212 || self.warned_8212.insert((peer, true)) {
                 debug!(peer = %address, "rejecting {} prefixes: {reason}", prefixes.len());
             }
             let withdrawn = self.rib.withdraw(peer, prefixes, changes);
@@ -1226,14 +1294,14 @@ impl SpeakerTask {
                     let _ = self.events.send(Event::Rejected {
                         neighbor: address,
                         prefix: p.prefix.into(),
-                        reason: reason.to_owned(),
+                        reason: reason.clone(),
                         guard: None,
                     });
                 }
             }
             refused.last = prefixes.last().map(|p| RejectedPrefix {
                 prefix: p.prefix.into(),
-                reason: reason.to_owned(),
+                reason: reason.clone(),
                 guard: None,
             });
             self.settle_refused(peer, refused);
@@ -1247,6 +1315,7 @@ impl SpeakerTask {
         }
         let guard = n.config.guard.clone();
         let policy = n.config.import.clone();
+        let honor_gshut = n.config.honor_graceful_shutdown;
         let peer_as = n.session.as_ref().map_or(0, |s| s.negotiated.remote_as);
         let limit = guard.as_ref().and_then(|g| g.max_prefixes);
         // Prefixes of the peer in the RIB as the batch goes, for the limit.
@@ -1295,7 +1364,10 @@ impl SpeakerTask {
                     push_group(&mut groups, &raw, *p);
                     accepted += u64::from(!present);
                 }
-                Ok(Some(changed)) => {
+                Ok(Some(mut changed)) => {
+                    // After the policy too: a LOCAL_PREF it sets must not
+                    // undo the graceful shutdown.
+                    gshut::on_import(honor_gshut, &mut changed);
                     let a = self.rib.intern(changed);
                     push_group(&mut groups, &a, *p);
                     accepted += u64::from(!present);
@@ -1644,7 +1716,7 @@ impl SpeakerTask {
             out.next_hop = Some(self_next_hop_for(prefix, session.local, &n.config)?);
         }
         let policy = n.config.export.clone();
-        let result = match policy {
+        let mut result = match policy {
             Some(map) => match map.apply(&prefix, &out) {
                 Ok(None) => out,
                 Ok(Some(changed)) => changed,
@@ -1652,6 +1724,12 @@ impl SpeakerTask {
             },
             None => out,
         };
+        if !security::otc_egress(&n.config, to_external, n.local_as(speaker_as), &mut result) {
+            return None;
+        }
+        if self.graceful_shutdown || n.graceful_shutdown {
+            gshut::mark(&mut result, to_external);
+        }
         Some(self.rib.intern(result))
     }
 }

@@ -62,6 +62,13 @@ pub(crate) enum FromNeighbor {
         peer: PeerId,
         refresh: RouteRefresh,
     },
+    /// A NOTIFICATION sent (`sent`) or received, also before Established
+    /// (a refused OPEN), for the neighbor's last error.
+    Notification {
+        peer: PeerId,
+        sent: bool,
+        notification: Notification,
+    },
 }
 
 /// What the speaker tells a neighbor task.
@@ -510,7 +517,9 @@ impl NeighborTask {
         if let Some(ttl) = self.config.ttl {
             let _ = stream.set_ttl(u32::from(ttl));
         }
-        match Conn::new(stream, outgoing) {
+        match super::security::on_stream(&stream, &self.config)
+            .and_then(|()| Conn::new(stream, outgoing))
+        {
             Ok(conn) => {
                 info!(peer = %self.config.address, local = %conn.local, remote = %conn.remote, "TCP connection up");
                 self.conn = Some(conn);
@@ -649,6 +658,9 @@ impl NeighborTask {
             let input = match Message::decode(&frame, &ctx) {
                 Ok(m) => {
                     self.metrics.message(&self.labels, m.kind(), false, 1);
+                    if let Message::Notification(n) = &m {
+                        self.notified(false, n).await;
+                    }
                     Input::Message(m)
                 }
                 Err(e) => {
@@ -692,6 +704,7 @@ impl NeighborTask {
                     let ctx = self.tx_context();
                     if let Message::Notification(n) = &m {
                         warn!(peer = %self.config.address, "sending NOTIFICATION {n}");
+                        self.notified(true, n).await;
                     }
                     if let Some(c) = self.conn.as_mut() {
                         encode(&m, &ctx, &mut c.wbuf);
@@ -764,6 +777,15 @@ impl NeighborTask {
         }
     }
 
+    async fn notified(&mut self, sent: bool, notification: &Notification) {
+        self.send(FromNeighbor::Notification {
+            peer: self.id,
+            sent,
+            notification: notification.clone(),
+        })
+        .await;
+    }
+
     async fn send(&mut self, event: FromNeighbor) {
         // The speaker going away ends everything; nothing to do about it here.
         let _ = self.events.send(event).await;
@@ -789,6 +811,7 @@ async fn connect(config: NeighborConfig) -> io::Result<TcpStream> {
     if let Some(src) = config.source_address {
         socket.bind(&SocketAddr::new(src, 0).into())?;
     }
+    super::security::before_connect(&socket, &config)?;
     let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
     tokio::time::timeout(
         config.connect_retry.max(Duration::from_secs(1)),

@@ -52,10 +52,10 @@ pub enum Event {
         prefix: IpNet,
         /// Why, for operators: the guard's sentence (see
         /// [`GuardRefusal`](crate::policy::GuardRefusal)), the route map and
-        /// term, RFC 8212, or an AS loop.
+        /// term, RFC 8212, an AS loop, or a route leak (RFC 9234).
         reason: String,
         /// The import guard's reason when the guard refused it; `None` for the
-        /// import route map, RFC 8212 and AS loop rejections.
+        /// import route map, RFC 8212, AS loop and route leak rejections.
         guard: Option<GuardReason>,
     },
 }
@@ -64,8 +64,10 @@ pub enum Event {
 /// and the `bgp_rejected_prefixes_total` metric: the import guard's
 /// ([`GuardReason::as_str`], in its order), then `policy` (the import route
 /// map), `rfc8212` (an external neighbor without import policy, RFC 8212
-/// section 3) and `as-loop` (our own AS in the path, RFC 4271 section 9.1.2).
-pub const REJECT_REASONS: [&str; 8] = [
+/// section 3), `as-loop` (our own AS in the path, RFC 4271 section 9.1.2)
+/// and `route-leak` (the OTC attribute says the route leaked, RFC 9234
+/// section 5).
+pub const REJECT_REASONS: [&str; 9] = [
     "forbidden",
     "not-allowed",
     "next-hop",
@@ -74,6 +76,7 @@ pub const REJECT_REASONS: [&str; 8] = [
     "policy",
     "rfc8212",
     "as-loop",
+    "route-leak",
 ];
 
 /// Why a prefix was refused; [`RejectKind::index`] is its place in
@@ -84,6 +87,7 @@ pub(crate) enum RejectKind {
     Policy,
     Rfc8212,
     AsLoop,
+    RouteLeak,
 }
 
 impl RejectKind {
@@ -93,6 +97,7 @@ impl RejectKind {
             Self::Policy => 5,
             Self::Rfc8212 => 6,
             Self::AsLoop => 7,
+            Self::RouteLeak => 8,
         }
     }
 
@@ -189,5 +194,6 @@ mod tests {
         assert_eq!(REJECT_REASONS[RejectKind::Policy.index()], "policy");
         assert_eq!(REJECT_REASONS[RejectKind::Rfc8212.index()], "rfc8212");
         assert_eq!(REJECT_REASONS[RejectKind::AsLoop.index()], "as-loop");
+        assert_eq!(REJECT_REASONS[RejectKind::RouteLeak.index()], "route-leak");
     }
 }

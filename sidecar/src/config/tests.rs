@@ -79,6 +79,7 @@ fn defaults() {
     assert_eq!(c.drain_time, Duration::from_secs(5));
     assert_eq!(c.http, "0.0.0.0:9179".parse().unwrap());
     assert!(c.vips.is_empty());
+    assert_eq!(c.shutdown, ShutdownMode::Graceful);
 }
 
 #[test]
@@ -328,6 +329,11 @@ fn bad_file_fields_are_named() {
         ("vipInterface: \"a/b\"\n", "vipInterface", "interface"),
         ("addVips: maybe\n", "addVips", "true or false"),
         ("drainTime: 5x\n", "drainTime", "invalid duration"),
+        (
+            "shutdown: drain\n",
+            "shutdown",
+            "expected graceful or withdraw",
+        ),
         ("http: 9179\n", "http", "IP:PORT"),
         ("vips:\n  - med: 1\n", "vips[0].prefix", "missing"),
         (
@@ -496,4 +502,26 @@ fn command_splitting() {
     );
     assert_eq!(split_command("  ").unwrap(), Vec::<String>::new());
     assert_eq!(split_command("''").unwrap(), vec![""]);
+}
+
+#[test]
+fn shutdown_mode_from_each_source() {
+    let c = resolve(&[file("shutdown: withdraw\n")]).unwrap();
+    assert_eq!(c.shutdown, ShutdownMode::Withdraw);
+    let c = resolve(&[
+        env(&[("PODPEER_SHUTDOWN", "graceful")]).unwrap(),
+        file("shutdown: withdraw\n"),
+    ])
+    .unwrap();
+    assert_eq!(c.shutdown, ShutdownMode::Graceful, "environment over file");
+    let e = resolve(&[flags(&[("shutdown", "never")])]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "flag --shutdown: shutdown: invalid shutdown mode \"never\": expected graceful or withdraw"
+    );
+    assert!(
+        to_yaml(&c).contains("shutdown: graceful\n"),
+        "{}",
+        to_yaml(&c)
+    );
 }
