@@ -310,6 +310,7 @@ async fn import_policy_rejects_and_modifies() {
         reason,
         neighbor,
         guard,
+        label,
     } = rejected
     else {
         unreachable!()
@@ -318,6 +319,7 @@ async fn import_policy_rejects_and_modifies() {
     assert_eq!(neighbor, addr(t, 1));
     assert!(reason.contains("pods"), "{reason}");
     assert_eq!(guard, None, "a route map rejection is not the guard's");
+    assert_eq!(label, "policy");
     let s = status(&b, addr(t, 1)).await.unwrap();
     assert_eq!(s.counters.rejected_by_reason.get("policy"), Some(&1));
     let last = s.last_rejection.unwrap();

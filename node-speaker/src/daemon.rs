@@ -27,7 +27,7 @@ use crate::fib::{FibState, RouteView, Write};
 use crate::guard;
 use crate::status::{
     LastRejection, LogIt, NodeMetrics, OpLabels, PeerView, RejectLabels, Rejections, StatusView,
-    TableLabels, other_reason,
+    TableLabels,
 };
 
 /// Priority of the `ip rule iif <member> lookup <table>` rules.
@@ -112,10 +112,7 @@ impl App {
                     last_rejection: rej.last(n.address).or_else(|| {
                         n.last_rejection.map(|l| LastRejection {
                             prefix: l.prefix,
-                            reason: l
-                                .guard
-                                .map_or_else(|| other_reason(&l.reason), |g| g.as_str())
-                                .to_owned(),
+                            reason: l.label.to_owned(),
                             detail: l.reason,
                             at_unix: 0,
                         })
@@ -599,8 +596,9 @@ fn handle_event(app: &App, e: Event) {
             neighbor,
             prefix,
             reason,
-            guard,
-        } => rejected(app, neighbor, prefix, &reason, guard.map(|g| g.as_str())),
+            label,
+            ..
+        } => rejected(app, neighbor, prefix, &reason, label),
         Event::NeighborState { neighbor, from, to } => {
             let group = app.config.group_of(neighbor).map(|g| g.name.as_str());
             if to == State::Established || from == State::Established {
@@ -612,8 +610,7 @@ fn handle_event(app: &App, e: Event) {
     }
 }
 
-fn rejected(app: &App, peer: IpAddr, prefix: ipnet::IpNet, detail: &str, guard: Option<&str>) {
-    let reason = guard.unwrap_or_else(|| other_reason(detail));
+fn rejected(app: &App, peer: IpAddr, prefix: ipnet::IpNet, detail: &str, reason: &'static str) {
     let group = app
         .config
         .group_of(peer)

@@ -92,18 +92,6 @@ pub struct LastRejection {
     pub at_unix: u64,
 }
 
-/// The reason label of a rejection the import guard did not make, from the
-/// speaker's explanation: `rfc8212`, `as-loop` or `policy`.
-pub fn other_reason(detail: &str) -> &'static str {
-    if detail.contains("8212") {
-        "rfc8212"
-    } else if detail.contains("our AS") {
-        "as-loop"
-    } else {
-        "policy"
-    }
-}
-
 /// How many distinct (prefix, reason) pairs are logged per peer before the
 /// rest are only counted (a hostile pod must not fill the memory or the log).
 pub const LOG_ONCE_LIMIT: usize = 10_000;
@@ -296,18 +284,5 @@ mod tests {
         }
         assert_eq!((firsts, limit), (LOG_ONCE_LIMIT, 1));
         assert_eq!(r.by_reason(peer)["not-allowed"], LOG_ONCE_LIMIT as u64 + 10);
-    }
-
-    #[test]
-    fn other_reasons() {
-        assert_eq!(
-            other_reason("no import policy for an external neighbor (RFC 8212)"),
-            "rfc8212"
-        );
-        assert_eq!(other_reason("AS path contains our AS"), "as-loop");
-        assert_eq!(
-            other_reason("import policy x: no term accepted it"),
-            "policy"
-        );
     }
 }

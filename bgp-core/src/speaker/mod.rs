@@ -1296,6 +1296,7 @@ impl SpeakerTask {
                         prefix: p.prefix.into(),
                         reason: reason.clone(),
                         guard: None,
+                        label: REJECT_REASONS[kind.index()],
                     });
                 }
             }
@@ -1303,6 +1304,7 @@ impl SpeakerTask {
                 prefix: p.prefix.into(),
                 reason: reason.clone(),
                 guard: None,
+                label: REJECT_REASONS[kind.index()],
             });
             self.settle_refused(peer, refused);
             return;
@@ -1379,6 +1381,7 @@ impl SpeakerTask {
                         prefix: net,
                         reason,
                         guard: kind.guard(),
+                        label: REJECT_REASONS[kind.index()],
                     };
                     if self.events.receiver_count() > 0 {
                         let _ = self.events.send(Event::Rejected {
@@ -1386,6 +1389,7 @@ impl SpeakerTask {
                             prefix: net,
                             reason: rejected.reason.clone(),
                             guard: rejected.guard,
+                            label: rejected.label,
                         });
                     }
                     refused.last = Some(rejected);

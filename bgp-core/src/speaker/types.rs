@@ -57,6 +57,8 @@ pub enum Event {
         /// The import guard's reason when the guard refused it; `None` for the
         /// import route map, RFC 8212, AS loop and route leak rejections.
         guard: Option<GuardReason>,
+        /// The reason's label, one of [`REJECT_REASONS`] (the metric label).
+        label: &'static str,
     },
 }
 
@@ -118,6 +120,8 @@ pub struct RejectedPrefix {
     pub reason: String,
     /// The import guard's reason, if the guard refused it.
     pub guard: Option<GuardReason>,
+    /// The reason's label, one of [`REJECT_REASONS`].
+    pub label: &'static str,
 }
 
 /// Counters of one neighbor.
