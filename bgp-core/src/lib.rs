@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod policy;
 pub mod rib;
 pub mod speaker;
+pub mod unnumbered;
 pub mod wire;
 
 /// The version of this crate, for programs that report what they are built on.

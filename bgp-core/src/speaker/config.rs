@@ -113,6 +113,12 @@ pub struct NeighborConfig {
     pub route_reflector_client: bool,
     /// Accept paths that contain our own AS this many times.
     pub allow_own_as: u8,
+    /// Advertise the extended next hop capability for IPv4 unicast (RFC 8950):
+    /// the peer may then send IPv4 routes with IPv6 next hops, and, if it
+    /// advertises it too, hears ours with our IPv6 address as next hop when
+    /// the session is over IPv6 and no `next_hop_v4` is set. On for interface
+    /// (unnumbered) neighbors.
+    pub extended_next_hop: bool,
 }
 
 impl NeighborConfig {
@@ -143,6 +149,7 @@ impl NeighborConfig {
             next_hop_v6: None,
             route_reflector_client: false,
             allow_own_as: 0,
+            extended_next_hop: false,
         }
     }
 }

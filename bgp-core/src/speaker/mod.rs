@@ -25,6 +25,7 @@
 //! ```
 
 mod config;
+mod interface;
 mod neighbor;
 mod outq;
 mod types;
@@ -40,6 +41,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 pub use config::{BGP_PORT, DynamicRange, MaxPrefixes, NeighborConfig, SpeakerConfig};
+pub use interface::InterfaceNeighbor;
 use types::RejectKind;
 pub use types::{
     Event, NeighborCounters, NeighborStatus, REJECT_REASONS, RejectedPrefix, RibEntry, RoutePath,
@@ -79,6 +81,12 @@ pub enum SpeakerError {
     /// The speaker has shut down.
     #[error("the speaker has stopped")]
     Stopped,
+    /// The interface neighbor is already configured.
+    #[error("interface neighbor {0} already exists")]
+    InterfaceExists(String),
+    /// No such interface neighbor.
+    #[error("no interface neighbor {0}")]
+    NoSuchInterface(String),
 }
 
 /// An Adj-RIB of one neighbor: prefixes with their attributes, sorted.
@@ -114,6 +122,17 @@ enum Command {
         oneshot::Sender<Result<(), SpeakerError>>,
     ),
     Shutdown(Option<String>, oneshot::Sender<()>),
+    AddInterface(
+        Box<InterfaceNeighbor>,
+        oneshot::Sender<Result<(), SpeakerError>>,
+    ),
+    RemoveInterface(
+        String,
+        Option<String>,
+        oneshot::Sender<Result<(), SpeakerError>>,
+    ),
+    /// From an interface's discovery: a peer learned or gone.
+    InterfacePeer(String, crate::unnumbered::PeerChange),
 }
 
 /// A running speaker, driven through this handle. Clones share the speaker.
@@ -157,6 +176,8 @@ impl Speaker {
             from_neighbors,
             warned_8212: Default::default(),
             refusals: (Instant::now(), 0, 0),
+            interfaces: HashMap::new(),
+            commands: commands.downgrade(),
         };
         tokio::spawn(state.run(command_rx, from_neighbors_rx, accept_rx));
         Ok(SpeakerHandle {
@@ -300,6 +321,28 @@ impl SpeakerHandle {
         self.ask(|tx| Command::AdjOut(neighbor, tx)).await?
     }
 
+    /// Adds an interface (unnumbered) neighbor: peers are learned on the
+    /// interface for as long as it is configured, and each gets a session.
+    pub async fn add_interface_neighbor(
+        &self,
+        neighbor: InterfaceNeighbor,
+    ) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::AddInterface(Box::new(neighbor), tx))
+            .await?
+    }
+
+    /// Removes an interface neighbor and the sessions of its learned peers
+    /// (Cease / Peer De-configured, with `message`).
+    pub async fn remove_interface_neighbor(
+        &self,
+        interface: &str,
+        message: Option<String>,
+    ) -> Result<(), SpeakerError> {
+        let name = interface.to_owned();
+        self.ask(|tx| Command::RemoveInterface(name, message, tx))
+            .await?
+    }
+
     /// Closes every session with Cease / Administrative Shutdown (and the
     /// message, RFC 9003) and stops the speaker.
     pub async fn shutdown(&self, message: Option<String>) -> Result<(), SpeakerError> {
@@ -426,6 +469,10 @@ struct SpeakerTask {
     /// Refused connections logged: the minute's start, how many were logged
     /// at warn in it, how many were not.
     refusals: (Instant, u32, u32),
+    /// Interface (unnumbered) neighbors, by interface name.
+    interfaces: HashMap<String, interface::Interface>,
+    /// The speaker's own command queue, for tasks that report to it.
+    commands: mpsc::WeakSender<Command>,
 }
 
 fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
@@ -445,6 +492,10 @@ fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
         Capability::EnhancedRouteRefresh,
         Capability::FourOctetAs(local_as),
     ]);
+    if n.extended_next_hop && n.families.contains(&AfiSafi::IPV4_UNICAST) {
+        c.capabilities
+            .push(crate::unnumbered::extended_next_hop_capability());
+    }
     c
 }
 
@@ -553,7 +604,13 @@ impl SpeakerTask {
             let _ = n.control.send(Control::Incoming(stream)).await;
             return;
         }
-        let Some(range) = self.ranges.iter().find(|r| r.prefix.contains(&ip)) else {
+        let Some(stream) = self.interface_accept(stream, addr).await else {
+            return;
+        };
+        let Some(range) = self.ranges.iter().find(|r| {
+            r.prefix.contains(&ip)
+                && interface::range_admits(r.template.bind_interface.as_deref(), addr)
+        }) else {
             self.metrics.connections_refused.inc();
             if self.log_refusal() {
                 warn!(%addr, "connection refused: no neighbor or range admits it");
@@ -717,6 +774,13 @@ impl SpeakerTask {
                 let _ = done.send(self.update_neighbor(*config).await);
             }
             Command::Shutdown(..) => {}
+            Command::AddInterface(config, done) => {
+                let _ = done.send(self.add_interface(*config));
+            }
+            Command::RemoveInterface(name, message, done) => {
+                let _ = done.send(self.remove_interface(&name, message).await);
+            }
+            Command::InterfacePeer(name, change) => self.interface_peer(&name, change).await,
         }
     }
 
@@ -834,6 +898,19 @@ impl SpeakerTask {
                 .flatten(),
             next_hop: r.attrs.next_hop.clone(),
             attrs: Arc::clone(&r.attrs),
+            ifindex: self.session_ifindex(r.peer),
+        }
+    }
+
+    /// The interface of a neighbor's session when it runs between link-local
+    /// addresses (the kernel gives the local address its scope).
+    fn session_ifindex(&self, peer: PeerId) -> Option<u32> {
+        let session = self.neighbors.get(&peer)?.session.as_ref()?;
+        match session.local {
+            SocketAddr::V6(a) if crate::unnumbered::is_link_local(*a.ip()) && a.scope_id() != 0 => {
+                Some(a.scope_id())
+            }
+            _ => None,
         }
     }
 
@@ -941,6 +1018,9 @@ impl SpeakerTask {
                             self.by_addr.remove(&addr);
                         }
                     }
+                }
+                if from == State::Established {
+                    self.interface_session_ended(peer);
                 }
             }
             FromNeighbor::Established {
@@ -1641,7 +1721,13 @@ impl SpeakerTask {
             }
         }
         if self_next_hop {
-            out.next_hop = Some(self_next_hop_for(prefix, session.local, &n.config)?);
+            let v6_for_v4 = session.negotiated.tx.extended_next_hop;
+            out.next_hop = Some(self_next_hop_for(
+                prefix,
+                session.local,
+                &n.config,
+                v6_for_v4,
+            )?);
         }
         let policy = n.config.export.clone();
         let result = match policy {
@@ -1676,15 +1762,23 @@ fn push_group<P: Copy>(
 }
 
 /// Our next hop for `prefix` on a session from `local`: the session address when
-/// it is of the prefix's family, else the configured one.
-fn self_next_hop_for(prefix: IpNet, local: SocketAddr, config: &NeighborConfig) -> Option<NextHop> {
+/// it is of the prefix's family, else the configured one, else for IPv4 over an
+/// IPv6 session with extended next hop (`v6_for_v4`, RFC 8950) our IPv6 address.
+fn self_next_hop_for(
+    prefix: IpNet,
+    local: SocketAddr,
+    config: &NeighborConfig,
+    v6_for_v4: bool,
+) -> Option<NextHop> {
     match (prefix, canonical(local.ip())) {
         (IpNet::V4(_), IpAddr::V4(a)) => Some(NextHop::V4(a)),
-        (IpNet::V4(_), IpAddr::V6(_)) => config.next_hop_v4.map(NextHop::V4),
-        (IpNet::V6(_), IpAddr::V6(a)) => Some(NextHop::V6 {
-            global: a,
-            link_local: None,
-        }),
+        (IpNet::V4(_), IpAddr::V6(a)) => config
+            .next_hop_v4
+            .map(NextHop::V4)
+            .or_else(|| v6_for_v4.then(|| crate::unnumbered::ipv6_next_hop(a, config.next_hop_v6))),
+        (IpNet::V6(_), IpAddr::V6(a)) => {
+            Some(crate::unnumbered::ipv6_next_hop(a, config.next_hop_v6))
+        }
         (IpNet::V6(_), IpAddr::V4(_)) => config.next_hop_v6.map(|g| NextHop::V6 {
             global: g,
             link_local: None,
