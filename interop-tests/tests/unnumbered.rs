@@ -416,3 +416,69 @@ async fn two_speakers_follow_an_address_change() {
     })
     .await;
 }
+
+/// A link-local dynamic range (`fe80::/10` on an interface, which FRR
+/// refuses): connections from link-local addresses on that interface become
+/// neighbors, those on another interface do not. The connecting side is a
+/// plain neighbor configured with the link-local address and the interface.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_local_dynamic_range() {
+    skip_unless_runnable!(&[] as &[&str]);
+    let c = Netns::new("c").unwrap();
+    let d = Netns::new("d").unwrap();
+    link(&c, &d);
+    let (c_ll, d_ll) = (link_local(&c), link_local(&d));
+    let speaker = |ns: &Netns, asn, id| {
+        let mut config = SpeakerConfig::new(asn, id);
+        config.listen = vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 179)];
+        NsSpeaker::start(ns, config).unwrap()
+    };
+    let sc = speaker(&c, OUR_AS, Ipv4Addr::new(10, 200, 7, 1));
+    let sd = speaker(&d, OUR_AS + 1, Ipv4Addr::new(10, 200, 8, 1));
+    let range = |interface: &str| {
+        let mut t = bgp_core::speaker::NeighborConfig::new(
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            bgp_core::fsm::RemoteAs::External,
+        );
+        t.bind_interface = Some(interface.into());
+        t.import = Some(RouteMap::accept_all("in"));
+        t.export = Some(RouteMap::accept_all("out"));
+        t.extended_next_hop = true;
+        bgp_core::speaker::DynamicRange {
+            prefix: net("fe80::/10"),
+            template: t,
+            limit: 8,
+        }
+    };
+    // First a range on another interface: not admitted.
+    sc.add_dynamic_range(range("lo")).await.unwrap();
+    let mut n =
+        bgp_core::speaker::NeighborConfig::new(IpAddr::V6(c_ll), bgp_core::fsm::RemoteAs::External);
+    n.bind_interface = Some("eth0".into());
+    n.connect_retry = Duration::from_secs(1);
+    n.import = Some(RouteMap::accept_all("in"));
+    n.export = Some(RouteMap::accept_all("out"));
+    n.extended_next_hop = true;
+    sd.add_neighbor(n).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        sc.neighbors().await.unwrap().is_empty(),
+        "a range on lo admits nobody on eth0"
+    );
+    sc.remove_dynamic_range(net("fe80::/10")).await.unwrap();
+    sc.add_dynamic_range(range("eth0")).await.unwrap();
+    let st = established_with(&sc, d_ll).await;
+    assert_eq!(st.dynamic_range, Some(net("fe80::/10")));
+    established_with(&sd, c_ll).await;
+    sd.announce(net("10.200.8.1/32"), attrs(None, &[], &[]))
+        .await
+        .unwrap();
+    let e = eventually("10.200.8.1/32 at c", PATIENCE, || {
+        route(&sc, "10.200.8.1/32")
+    })
+    .await;
+    assert_eq!(
+        e.paths[0].gateway(),
+        Some((IpAddr::V6(d_ll), Some(ifindex(&c))))
+    );
+}

@@ -61,10 +61,10 @@ pub async fn discover(
                 None => return,
             },
             _ = tokio::time::sleep_until(next_ra), if config.advertise && socket.is_some() => {
-                if let Some(s) = &socket {
-                    if let Err(e) = s.send(&ours).await {
-                        debug!(%interface, "cannot send a Router Advertisement: {e}");
-                    }
+                if let Some(s) = &socket
+                    && let Err(e) = s.send(&ours).await
+                {
+                    debug!(%interface, "cannot send a Router Advertisement: {e}");
                 }
                 sent += 1;
                 last_sent = Some(Instant::now());
