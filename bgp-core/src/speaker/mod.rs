@@ -888,6 +888,7 @@ impl SpeakerTask {
             counters: n.counters.clone(),
             last_error: n.last_error.clone(),
             last_rejection: n.last_rejection.clone(),
+            interface: n.config.bind_interface.clone(),
         }
     }
 

@@ -178,6 +178,9 @@ pub struct NeighborStatus {
     pub last_error: Option<String>,
     /// The last prefix refused on import, and why.
     pub last_rejection: Option<RejectedPrefix>,
+    /// The interface the session is bound to: the interface neighbor's for
+    /// a peer learned there (unnumbered), or the configured `bind_interface`.
+    pub interface: Option<String>,
 }
 
 /// A Loc-RIB entry: a prefix and all its paths, best first.
