@@ -482,3 +482,36 @@ async fn link_local_dynamic_range() {
         Some((IpAddr::V6(d_ll), Some(ifindex(&c))))
     );
 }
+
+/// Several peers on one link (a bridge): each speaker learns both others and
+/// has a session with each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_peers_on_a_bridge() {
+    skip_unless_runnable!(&[] as &[&str]);
+    let hub = Netns::new("hub").unwrap();
+    hub.ip(&["link", "add", "br0", "type", "bridge"]).unwrap();
+    hub.ip(&["link", "set", "br0", "up"]).unwrap();
+    let nss: Vec<Netns> = ["c", "d", "e"]
+        .iter()
+        .map(|t| Netns::new(t).unwrap())
+        .collect();
+    for (i, ns) in nss.iter().enumerate() {
+        let port = format!("port{i}");
+        veth(ns, "eth0", &[], &hub, &port, &[]).unwrap();
+        hub.ip(&["link", "set", &port, "master", "br0"]).unwrap();
+    }
+    let lls: Vec<Ipv6Addr> = nss.iter().map(link_local).collect();
+    let mut speakers = Vec::new();
+    for (i, ns) in nss.iter().enumerate() {
+        let id = Ipv4Addr::new(10, 200, 9, i as u8 + 1);
+        speakers.push(our_speaker(ns, OUR_AS + i as u32, id).await.0);
+    }
+    for (i, s) in speakers.iter().enumerate() {
+        for (j, ll) in lls.iter().enumerate() {
+            if i != j {
+                established_with(s, *ll).await;
+            }
+        }
+        assert_eq!(s.neighbors().await.unwrap().len(), 2);
+    }
+}

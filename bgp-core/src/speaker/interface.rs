@@ -156,11 +156,16 @@ impl SpeakerTask {
             return;
         };
         if let Some(&id) = iface.learned.get(&address) {
-            iface.gone.remove(&id);
-            if let (Some(stream), Some(n)) = (stream, self.neighbors.get(&id)) {
-                let _ = n.control.send(Control::Incoming(stream)).await;
+            if let Some(n) = self.neighbors.get(&id) {
+                iface.gone.remove(&id);
+                if let Some(stream) = stream {
+                    let _ = n.control.send(Control::Incoming(stream)).await;
+                }
+                return;
             }
-            return;
+            // Removed or restarted by hand meanwhile: learn it afresh.
+            iface.learned.remove(&address);
+            iface.gone.remove(&id);
         }
         let ip = IpAddr::V6(address);
         if self.by_addr.contains_key(&ip) {
