@@ -16,8 +16,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::wire::{
-    AS_TRANS, AddPathFamilies, AfiSafi, Capability, Context, DecodeError, Message, Notification,
-    Open, PeerKind, RouteRefresh, Update, error_code, error_subcode,
+    AS_TRANS, AddPathFamilies, Afi, AfiSafi, Capability, Context, DecodeError, Message,
+    Notification, Open, PeerKind, RouteRefresh, Safi, Update, error_code, error_subcode,
 };
 
 /// The six states of section 8.2.2.
@@ -262,6 +262,19 @@ impl Negotiated {
         } else {
             PeerKind::External(remote_as)
         };
+        // RFC 8950 section 3: the capability says what its sender can receive,
+        // like the extended message one below.
+        let ipv4_over_ipv6 = |caps: &[Capability]| {
+            families.contains(&AfiSafi::IPV4_UNICAST)
+                && caps.iter().any(|c| match c {
+                    Capability::ExtendedNextHop(v) => v.iter().any(|e| {
+                        e.nlri_afi == Afi::IPV4
+                            && e.nlri_safi == u16::from(Safi::UNICAST.0)
+                            && e.next_hop_afi == Afi::IPV6
+                    }),
+                    _ => false,
+                })
+        };
         // RFC 8654: we may receive large messages when we advertised the
         // capability, and send them when the peer did.
         let rx = Context {
@@ -269,12 +282,14 @@ impl Negotiated {
             extended_message: has(ours, &Capability::ExtendedMessage),
             add_path: ap_rx,
             peer,
+            extended_next_hop: ipv4_over_ipv6(ours),
         };
         let tx = Context {
             four_octet_as,
             extended_message: has(theirs, &Capability::ExtendedMessage),
             add_path: ap_tx,
             peer,
+            extended_next_hop: ipv4_over_ipv6(theirs),
         };
         let refresh = |caps: &[Capability]| {
             has(caps, &Capability::RouteRefresh) || has(caps, &Capability::RouteRefreshCisco)

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod rib;
 pub mod role;
 pub mod speaker;
+pub mod unnumbered;
 pub mod wire;
 
 /// The version of this crate, for programs that report what they are built on.

@@ -45,9 +45,10 @@ const ADD_PATH: Context = Context {
     add_path: AddPathFamilies::ALL,
     ..Context::MODERN
 };
-/// UPDATEs of up to 65535 octets.
+/// UPDATEs of up to 65535 octets, IPv4 routes with IPv6 next hops (RFC 8950).
 const EXTENDED: Context = Context {
     extended_message: true,
+    extended_next_hop: true,
     ..Context::MODERN
 };
 /// An iBGP peer: LOCAL_PREF becomes mandatory in announcements.
@@ -61,6 +62,7 @@ const LEGACY_EVERYTHING: Context = Context {
     extended_message: true,
     add_path: AddPathFamilies::ALL,
     peer: PeerKind::Unknown,
+    extended_next_hop: true,
 };
 
 const ALL_CONTEXTS: [Context; 6] = [
@@ -572,10 +574,16 @@ fn next_hop_v6() -> impl Strategy<Value = NextHop> {
         .prop_map(|(global, link_local)| NextHop::V6 { global, link_local })
 }
 
-/// MP_REACH_NLRI: IPv4 (IPv4 or IPv6 next hop), IPv6 (IPv6 next hop, with or
-/// without link-local), unicast or multicast, or an opaque family.
+/// MP_REACH_NLRI: IPv4 (IPv4 next hop, or IPv6 when the context has extended
+/// next hop), IPv6 (IPv6 next hop, with or without link-local), unicast or
+/// multicast, or an opaque family.
 fn mp_reach(ctx: Context) -> impl Strategy<Value = MpReach> {
     let (_, n) = budget(ctx);
+    let v4_next_hop = if ctx.extended_next_hop {
+        prop_oneof![unicast_v4().prop_map(NextHop::V4), next_hop_v6()].boxed()
+    } else {
+        unicast_v4().prop_map(NextHop::V4).boxed()
+    };
     let v4 = select(vec![
         AfiSafi::IPV4_UNICAST,
         AfiSafi::new(Afi::IPV4, Safi::MULTICAST),
@@ -583,7 +591,7 @@ fn mp_reach(ctx: Context) -> impl Strategy<Value = MpReach> {
     .prop_flat_map(move |family| {
         (
             Just(family),
-            prop_oneof![unicast_v4().prop_map(NextHop::V4), next_hop_v6()],
+            v4_next_hop.clone(),
             nlri_list(v4_prefix(), ctx, family, 0..=n),
         )
     })
@@ -1110,7 +1118,11 @@ fn packer_input() -> impl Strategy<Value = PackerInput> {
             .prop_map(move |(attrs, v4_next_hop, v6_next_hop, n4, n6, seed)| {
                 let mut rng = SplitMix(seed);
                 PackerInput {
-                    ctx,
+                    // IPv4 routes may be packed with an IPv6 next hop.
+                    ctx: Context {
+                        extended_next_hop: true,
+                        ..ctx
+                    },
                     attrs,
                     v4_next_hop,
                     v6_next_hop,

@@ -537,6 +537,7 @@ fn state_serializes_to_json() {
                 attributes: attrs(vec![Community::NO_EXPORT, Community::new(65001, 7)]),
                 next_hop: None,
             }),
+            ifindex: None,
         }],
         multipath: 1,
     };

@@ -80,10 +80,11 @@ pub struct Vrf {
     pub interfaces: Vec<String>,
 }
 
-/// An upstream neighbor (top of rack switch, route server).
+/// An upstream neighbor (top of rack switch, route server), at an address or
+/// unnumbered on an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FabricNeighbor {
-    /// Its address.
+    /// Its address (`::` for an interface neighbor).
     pub address: IpAddr,
     /// Its TCP port.
     pub port: u16,
@@ -93,6 +94,20 @@ pub struct FabricNeighbor {
     pub description: String,
     /// Proposed hold time.
     pub hold_time: Duration,
+    /// BGP unnumbered on this interface: the neighbor's link-local address is
+    /// learned from its Router Advertisements, IPv4 routes go over IPv6 next
+    /// hops (RFC 8950).
+    pub interface: Option<String>,
+}
+
+impl FabricNeighbor {
+    /// How logs and errors name it: the address, or `interface eth1`.
+    pub fn name(&self) -> String {
+        match &self.interface {
+            Some(i) => format!("interface {i}"),
+            None => self.address.to_string(),
+        }
+    }
 }
 
 /// One allowed prefix with its admitted lengths.
@@ -208,6 +223,7 @@ struct RawVrf {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawFabric {
     address: Option<String>,
+    interface: Option<String>,
     port: Option<Scalar>,
     remote_as: Option<Scalar>,
     #[serde(default)]
@@ -439,10 +455,16 @@ impl Validator {
             .map(|(i, f)| self.fabric(f, &format!("fabric[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
         for (i, f) in fabric.iter().enumerate() {
-            if let Some(j) = fabric[..i].iter().position(|o| o.address == f.address) {
+            let same = |o: &FabricNeighbor| o.address == f.address && o.interface == f.interface;
+            if let Some(j) = fabric[..i].iter().position(same) {
+                let field = if f.interface.is_some() {
+                    "interface"
+                } else {
+                    "address"
+                };
                 return Err(self.err(
-                    format!("fabric[{i}].address"),
-                    format!("{} is already fabric[{j}]", f.address),
+                    format!("fabric[{i}].{field}"),
+                    format!("{} is already fabric[{j}]", f.name()),
                 ));
             }
         }
@@ -527,11 +549,31 @@ impl Validator {
 
     fn fabric(&self, f: RawFabric, at: &str) -> Result<FabricNeighbor, ConfigError> {
         let field = format!("{at}.address");
-        let address = self.required(f.address, &field)?;
-        let address = address
-            .trim()
-            .parse::<IpAddr>()
-            .map_err(|_| self.err(&field, format!("{address:?} is not an IP address")))?;
+        let (address, interface) = match (f.address, f.interface) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    format!("{at}.interface"),
+                    "give address or interface, not both",
+                ));
+            }
+            (None, Some(i)) => {
+                if !valid_ifname(&i) {
+                    return Err(self.err(
+                        format!("{at}.interface"),
+                        format!("{i:?} is not a valid interface name"),
+                    ));
+                }
+                (IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), Some(i))
+            }
+            (address, None) => {
+                let address = self.required(address, &field)?;
+                let address = address
+                    .trim()
+                    .parse::<IpAddr>()
+                    .map_err(|_| self.err(&field, format!("{address:?} is not an IP address")))?;
+                (address, None)
+            }
+        };
         let port = match f.port {
             None => bgp_core::speaker::BGP_PORT,
             Some(p) => {
@@ -553,6 +595,7 @@ impl Validator {
             remote_as,
             description: f.description,
             hold_time: self.hold_time(f.hold_time.as_ref(), &format!("{at}.holdTime"), 90)?,
+            interface,
         })
     }
 
@@ -727,7 +770,7 @@ impl Validator {
                 if let Some((fi, f)) = fabric
                     .iter()
                     .enumerate()
-                    .find(|(_, f)| p.contains(&f.address))
+                    .find(|(_, f)| f.interface.is_none() && p.contains(&f.address))
                 {
                     return Err(self.err(
                         here,
@@ -1091,6 +1134,42 @@ podGroups:
             "description: tor1\n  - address: 192.0.2.1",
         );
         assert!(error(&text).starts_with("fabric[1].address: 192.0.2.1 is already fabric[0]"));
+    }
+
+    #[test]
+    fn unnumbered_fabric_neighbor() {
+        let c = parse(&with(
+            "description: tor1",
+            "description: tor1\n  - interface: eth2\n    description: tor2",
+        ))
+        .unwrap();
+        let f = &c.fabric[1];
+        assert_eq!(f.interface.as_deref(), Some("eth2"));
+        assert_eq!(f.remote_as, RemoteAs::External);
+        assert_eq!(f.name(), "interface eth2");
+        assert_eq!(c.fabric[0].interface, None);
+        let both = with("remoteAs: external", "interface: eth2");
+        assert!(
+            error(&both).starts_with("fabric[0].interface: give address or interface, not both"),
+            "{}",
+            error(&both)
+        );
+        let bad = with(
+            "- address: 192.0.2.1",
+            "- interface: a-very-long-interface-name",
+        );
+        assert!(error(&bad).starts_with(
+            "fabric[0].interface: \"a-very-long-interface-name\" is not a valid interface name"
+        ));
+        let twice = with(
+            "- address: 192.0.2.1",
+            "- interface: eth2\n  - interface: eth2",
+        );
+        assert!(
+            error(&twice).starts_with("fabric[1].interface: interface eth2 is already fabric[0]"),
+            "{}",
+            error(&twice)
+        );
     }
 
     #[test]

@@ -141,11 +141,16 @@ impl App {
             .fabric
             .iter()
             .filter(|f| {
-                !neighbors
-                    .iter()
-                    .any(|n| n.address == f.address && n.state == State::Established)
+                !neighbors.iter().any(|n| {
+                    n.state == State::Established
+                        && match &f.interface {
+                            // Unnumbered: any peer learned on the interface.
+                            Some(i) => n.interface.as_ref() == Some(i),
+                            None => n.address == f.address,
+                        }
+                })
             })
-            .map(|f| f.address.to_string())
+            .map(|f| f.name())
             .collect();
         (!down.is_empty()).then(|| format!("fabric neighbors not Established: {}", down.join(", ")))
     }
@@ -312,10 +317,20 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     ));
 
     for f in &config.fabric {
-        speaker
-            .add_neighbor(guard::fabric_neighbor(&config, f))
-            .await
-            .with_context(|| format!("fabric neighbor {}", f.address))?;
+        let n = guard::fabric_neighbor(&config, f);
+        match &f.interface {
+            Some(iface) => {
+                let mut i = bgp_core::speaker::InterfaceNeighbor::new(iface.clone());
+                i.template = bgp_core::speaker::NeighborConfig {
+                    extended_next_hop: true,
+                    bind_interface: Some(iface.clone()),
+                    ..n
+                };
+                speaker.add_interface_neighbor(i).await
+            }
+            None => speaker.add_neighbor(n).await,
+        }
+        .with_context(|| format!("fabric neighbor {}", f.name()))?;
     }
     for r in guard::dynamic_ranges(&config) {
         let prefix = r.prefix;

@@ -42,6 +42,9 @@ pub struct Via {
     pub peer: IpAddr,
     /// The peer's group.
     pub group: String,
+    /// The interface of a link-local gateway (an unnumbered peer).
+    #[serde(default)]
+    pub ifindex: Option<u32>,
 }
 
 /// How a route path maps to the FIB: the table of the peer's group (none for
@@ -157,9 +160,15 @@ pub struct FibState {
 }
 
 /// The next hop to install for a pod path: its BGP next hop (the global IPv6
-/// address, or the link-local one when that is all there is), else the
-/// peer's address.
-fn gateway(path: &RoutePath, peer: IpAddr) -> IpAddr {
+/// address, or the link-local one with the session's interface when that is
+/// all there is, also for an IPv4 prefix: RFC 8950), else the peer's address.
+fn gateway(path: &RoutePath, peer: IpAddr) -> (IpAddr, Option<u32>) {
+    path.gateway()
+        .unwrap_or_else(|| (address_only(path, peer), None))
+}
+
+/// The gateway address when the session's interface is not known.
+fn address_only(path: &RoutePath, peer: IpAddr) -> IpAddr {
     match &path.next_hop {
         Some(BgpNextHop::V4(a)) => IpAddr::V4(*a),
         Some(BgpNextHop::V6 { global, link_local }) => {
@@ -171,6 +180,10 @@ fn gateway(path: &RoutePath, peer: IpAddr) -> IpAddr {
         }
         _ => peer,
     }
+}
+
+fn is_link_local(a: IpAddr) -> bool {
+    bgp_core::unnumbered::is_link_local_ip(a)
 }
 
 impl FibState {
@@ -189,10 +202,12 @@ impl FibState {
             let Some((group, table)) = groups.group_of(peer) else {
                 continue;
             };
+            let (gateway, ifindex) = gateway(p, peer);
             by_table.entry(table).or_default().push(Via {
-                gateway: gateway(p, peer),
+                gateway,
                 peer,
                 group: group.to_owned(),
+                ifindex,
             });
         }
         let old = self.tables_of.remove(&prefix).unwrap_or_default();
@@ -240,14 +255,14 @@ impl FibState {
                 table: r.table,
                 prefix: r.prefix,
             };
-            // Compared by gateway: we never write an interface, the kernel
-            // reports the one it resolved.
+            // Compared by gateway: we write an interface only for link-local
+            // gateways; for the others the kernel reports the one it resolved.
             let mut next_hops: Vec<NextHop> = r
                 .next_hops
                 .into_iter()
                 .map(|h| NextHop {
                     gateway: h.gateway,
-                    ifindex: None,
+                    ifindex: h.ifindex.filter(|_| is_link_local(h.gateway)),
                 })
                 .collect();
             next_hops.sort();
@@ -380,7 +395,7 @@ impl FibState {
                 vias.iter()
                     .map(|v| NextHop {
                         gateway: v.gateway,
-                        ifindex: None,
+                        ifindex: v.ifindex,
                     })
                     .collect()
             })
@@ -493,6 +508,7 @@ mod tests {
             neighbor: Some(ip(peer)),
             next_hop: Some(BgpNextHop::V4(a)),
             attrs: empty_attrs(),
+            ifindex: None,
         }
     }
 
@@ -642,6 +658,7 @@ mod tests {
             neighbor: None,
             next_hop: None,
             attrs: empty_attrs(),
+            ifindex: None,
         };
         f.route(&Groups, net(VIP), &[local]);
         assert_eq!(flush(&mut f), vec![delete(100, VIP)]);
@@ -850,8 +867,9 @@ mod tests {
                 link_local: None,
             }),
             attrs: empty_attrs(),
+            ifindex: None,
         };
-        assert_eq!(gateway(&p, ip("10.1.0.1")), ip("fe80::1"));
+        assert_eq!(gateway(&p, ip("10.1.0.1")), (ip("fe80::1"), None));
         let p = RoutePath {
             next_hop: Some(BgpNextHop::V6 {
                 global: "2001:db8::1".parse().unwrap(),
@@ -859,6 +877,43 @@ mod tests {
             }),
             ..p
         };
-        assert_eq!(gateway(&p, ip("10.1.0.1")), ip("2001:db8::1"));
+        assert_eq!(gateway(&p, ip("10.1.0.1")), (ip("2001:db8::1"), None));
+    }
+
+    /// An unnumbered pod (RFC 8950): its IPv4 VIP goes via its link-local
+    /// address on the session's interface, which the kernel route needs.
+    #[test]
+    fn ipv4_via_link_local_keeps_the_interface() {
+        let pod: IpAddr = "fe80::2".parse().unwrap();
+        let p = RoutePath {
+            neighbor: Some(pod),
+            next_hop: Some(BgpNextHop::V6 {
+                global: "fe80::2".parse().unwrap(),
+                link_local: None,
+            }),
+            attrs: empty_attrs(),
+            ifindex: Some(7),
+        };
+        assert_eq!(gateway(&p, pod), (pod, Some(7)));
+        let mut fib = FibState::new();
+        let groups = |peer: IpAddr| (peer == pod).then_some(("lb", 100));
+        struct G<F>(F);
+        impl<F: Fn(IpAddr) -> Option<(&'static str, u32)>> GroupOf for G<F> {
+            fn group_of(&self, peer: IpAddr) -> Option<(&str, u32)> {
+                (self.0)(peer)
+            }
+        }
+        assert_eq!(fib.route(&G(groups), net("198.51.100.1/32"), &[p]), 1);
+        let key = Key {
+            table: 100,
+            prefix: net("198.51.100.1/32"),
+        };
+        assert_eq!(
+            fib.next_hops(&key),
+            vec![NextHop {
+                gateway: pod,
+                ifindex: Some(7)
+            }]
+        );
     }
 }

@@ -811,3 +811,106 @@ fn config_errors_exit_2_and_name_field_and_file() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("[default: /etc/podpeer/node.yaml]"), "{help}");
 }
+
+/// The fabric neighbor unnumbered (`interface: fab0`) against FRR's
+/// `neighbor node0 interface`, on a link with link-local addresses only: the
+/// node becomes ready, and FRR gets the pod's VIP with the node's link-local
+/// address as next hop (RFC 8950) and installs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnumbered_fabric_neighbor_with_frr() {
+    skip_unless_runnable!(FRR_BINARIES);
+    let node = Netns::new("node").unwrap();
+    let pods = Netns::new("pods").unwrap();
+    let fabric = Netns::new("fab").unwrap();
+    veth(
+        &node,
+        "pods0",
+        &["10.244.1.1/24"],
+        &pods,
+        "node0",
+        &["10.244.1.2/24"],
+    )
+    .unwrap();
+    veth(&node, "fab0", &[], &fabric, "node0", &[]).unwrap();
+    let node_ll = eventually("the node's link-local address", PATIENCE, || {
+        let out = node
+            .ip(&["-6", "-o", "addr", "show", "dev", "fab0", "scope", "link"])
+            .unwrap_or_default();
+        std::future::ready(
+            out.split_whitespace()
+                .skip_while(|w| *w != "inet6")
+                .nth(1)
+                .and_then(|a| a.split('/').next())
+                .map(str::to_owned),
+        )
+    })
+    .await;
+    let dir = tempfile::Builder::new()
+        .prefix("pp-node-")
+        .tempdir()
+        .unwrap();
+    let config = dir.path().join("node.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+localAs: {NODE_AS}
+routerId: 192.0.2.10
+listen: ["0.0.0.0:179", "[::]:179"]
+http: 127.0.0.1:9180
+forbiddenPrefixes: [10.244.0.0/16]
+fabric:
+  - interface: fab0
+    remoteAs: {FABRIC_AS}
+    description: tor1
+    holdTime: 9s
+podGroups:
+  - name: lb
+    peers: [10.244.1.0/28]
+    allowedPrefixes:
+      - {{prefix: 198.51.100.0/24, ge: 32, le: 32}}
+    table: 101
+"#
+        ),
+    )
+    .unwrap();
+    let frr = Frr::start(
+        &fabric,
+        &format!(
+            "router bgp {FABRIC_AS}\n bgp router-id {FABRIC}\n no bgp ebgp-requires-policy\n \
+             neighbor node0 interface remote-as {NODE_AS}\n neighbor node0 timers 3 9\n \
+             neighbor node0 timers connect 1\n"
+        ),
+    )
+    .unwrap();
+    let mut proc = NodeProc::start(&node, &config, &dir.path().join("node.log"));
+    let s = pod(&pods, "10.244.1.2", 64600, RouteMap::accept_all("out")).await;
+    pod_up(&s).await;
+    announce(&s, VIP).await;
+    eventually("the node ready (fabric Established)", PATIENCE, || {
+        std::future::ready(http_status(&node, "/readyz").filter(|&c| c == 200))
+    })
+    .await;
+    let route = eventually("the VIP installed by FRR", PATIENCE, || {
+        let v = frr.json(&format!("show ip route {VIP} json")).ok();
+        std::future::ready(
+            v.and_then(|v| v.get(VIP)?.as_array()?.first().cloned())
+                .filter(|r| r["installed"] == Value::Bool(true)),
+        )
+    })
+    .await;
+    let nh = &route["nexthops"][0];
+    assert_eq!(nh["afi"], "ipv6", "{route}");
+    assert_eq!(nh["ip"].as_str(), Some(node_ll.as_str()), "{route}");
+    assert_eq!(nh["interfaceName"], "node0", "{route}");
+    let peers = cli(&node, &["peers"]);
+    assert!(
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "fabric" && p["state"] == "Established"),
+        "{peers}"
+    );
+    proc.stop();
+}

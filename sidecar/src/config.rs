@@ -140,7 +140,8 @@ pub enum NodeSpec {
     /// The pod's default gateways (one session per gateway: dual-stack pods
     /// peer twice).
     Auto,
-    /// BGP unnumbered on an interface (arrives with [4/8]).
+    /// BGP unnumbered on an interface: the node is learned from its Router
+    /// Advertisements; IPv4 VIPs go with our link-local next hop (RFC 8950).
     Unnumbered(String),
     /// This address.
     Address(IpAddr),

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use bgp_core::fsm::State;
 use bgp_core::policy::{Action, Match, PrefixEntry, PrefixSet, RouteMap, Set, Term};
-use bgp_core::speaker::{Event, NeighborConfig, Speaker, SpeakerConfig, SpeakerHandle};
+use bgp_core::speaker::{
+    Event, InterfaceNeighbor, NeighborConfig, NeighborStatus, Speaker, SpeakerConfig, SpeakerHandle,
+};
 use bgp_core::wire::{AsPath, Origin, PathAttributes};
 use ipnet::IpNet;
 use podpeer_host::netlink::Netlink;
@@ -125,6 +127,37 @@ pub struct Bgp {
     pub router_id: Ipv4Addr,
     /// The sessions.
     pub sessions: Vec<SessionPlan>,
+    /// `node: unnumbered:IFACE`: the interface whose learned peers are the
+    /// node's sessions (`sessions` is then empty).
+    pub unnumbered: Option<String>,
+}
+
+/// In a VIP's carriers: whatever peer is learned on the unnumbered interface.
+pub const LEARNED_PEER: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+
+impl Bgp {
+    /// The addresses of the node's sessions: the planned ones, or those
+    /// learned on the unnumbered interface so far.
+    fn session_addresses(&self, neighbors: &[NeighborStatus]) -> Vec<IpAddr> {
+        if self.unnumbered.is_some() {
+            neighbors.iter().map(|n| n.address).collect()
+        } else {
+            self.sessions.iter().map(|s| s.peer.address).collect()
+        }
+    }
+}
+
+/// Whether a VIP carried by `carrier` is in the Adj-RIB-Outs (`adj_out`) it
+/// should be in: the carrier's, or for [`LEARNED_PEER`] every learned peer's
+/// (and there is at least one).
+fn carried(carrier: IpAddr, prefix: &IpNet, adj_out: &[(IpAddr, Vec<IpNet>)]) -> bool {
+    if carrier == LEARNED_PEER {
+        !adj_out.is_empty() && adj_out.iter().all(|(_, ps)| ps.contains(prefix))
+    } else {
+        adj_out
+            .iter()
+            .any(|(a, ps)| *a == carrier && ps.contains(prefix))
+    }
 }
 
 /// State shared by the driver and the HTTP endpoints.
@@ -208,13 +241,19 @@ impl App {
             .bgp()
             .ok_or("looking for the node (no default gateway yet)")?;
         let neighbors = bgp.speaker.neighbors().await.map_err(|e| e.to_string())?;
-        for s in &bgp.sessions {
+        let addresses = bgp.session_addresses(&neighbors);
+        if let Some(iface) = &bgp.unnumbered
+            && addresses.is_empty()
+        {
+            return Err(format!("no node learned on {iface} yet"));
+        }
+        for a in &addresses {
             let state = neighbors
                 .iter()
-                .find(|n| n.address == s.peer.address)
+                .find(|n| n.address == *a)
                 .map_or(State::Idle, |n| n.state);
             if state != State::Established {
-                return Err(format!("session with {} is {state}", s.peer.address));
+                return Err(format!("session with {a} is {state}"));
             }
         }
         let vips = self.vip_states();
@@ -222,20 +261,13 @@ impl App {
             return Err(format!("{}: waiting for the first check", v.vip.prefix));
         }
         let mut adj_out: Vec<(IpAddr, Vec<IpNet>)> = Vec::new();
-        for s in &bgp.sessions {
-            let sent = bgp
-                .speaker
-                .advertised(s.peer.address)
-                .await
-                .map_err(|e| e.to_string())?;
-            adj_out.push((s.peer.address, sent.into_iter().map(|(p, _)| p).collect()));
+        for a in addresses {
+            let sent = bgp.speaker.advertised(a).await.map_err(|e| e.to_string())?;
+            adj_out.push((a, sent.into_iter().map(|(p, _)| p).collect()));
         }
         for v in vips.iter().filter(|v| v.health().is_up()) {
             for c in &v.carriers {
-                let sent = adj_out
-                    .iter()
-                    .any(|(a, ps)| a == c && ps.contains(&v.vip.prefix));
-                if !sent {
+                if !carried(*c, &v.vip.prefix, &adj_out) {
                     return Err(format!("{} not yet advertised to {c}", v.vip.prefix));
                 }
             }
@@ -251,24 +283,32 @@ impl App {
         let mut adj_out: Vec<(IpAddr, Vec<IpNet>)> = Vec::new();
         if let Some(bgp) = self.bgp() {
             let neighbors = bgp.speaker.neighbors().await.unwrap_or_default();
-            for s in &bgp.sessions {
-                let n = neighbors.iter().find(|n| n.address == s.peer.address);
+            for a in bgp.session_addresses(&neighbors) {
+                let n = neighbors.iter().find(|n| n.address == a);
+                let plan = bgp.sessions.iter().find(|s| s.peer.address == a);
+                let families = match (plan, &bgp.unnumbered) {
+                    (Some(p), _) => p.families.iter().map(|f| f.to_string()).collect(),
+                    (None, _) => n.map_or_else(Vec::new, |n| {
+                        n.families.iter().map(|f| f.to_string()).collect()
+                    }),
+                };
+                let via = match (plan, &bgp.unnumbered) {
+                    (Some(p), _) => p.peer.via.clone(),
+                    (None, Some(iface)) => format!("unnumbered on {iface}"),
+                    (None, None) => String::new(),
+                };
                 sessions.push(SessionDoc {
-                    node: s.peer.address,
-                    via: s.peer.via.clone(),
+                    node: a,
+                    via,
                     remote_as: n.and_then(|n| n.remote_as),
                     state: n.map_or(State::Idle, |n| n.state).to_string(),
                     state_seconds: n.map_or(0, |n| n.since.as_secs()),
-                    families: s.families.iter().map(|f| f.to_string()).collect(),
+                    families,
                     sent_prefixes: n.map_or(0, |n| n.counters.advertised),
                     last_error: n.and_then(|n| n.last_error.clone()),
                 });
-                let sent = bgp
-                    .speaker
-                    .advertised(s.peer.address)
-                    .await
-                    .unwrap_or_default();
-                adj_out.push((s.peer.address, sent.into_iter().map(|(p, _)| p).collect()));
+                let sent = bgp.speaker.advertised(a).await.unwrap_or_default();
+                adj_out.push((a, sent.into_iter().map(|(p, _)| p).collect()));
             }
         }
         let vips = vips
@@ -279,11 +319,9 @@ impl App {
                 health: v.health(),
                 originated: v.originated,
                 announced: !v.carriers.is_empty()
-                    && v.carriers.iter().all(|c| {
-                        adj_out
-                            .iter()
-                            .any(|(a, ps)| a == c && ps.contains(&v.vip.prefix))
-                    }),
+                    && v.carriers
+                        .iter()
+                        .all(|c| carried(*c, &v.vip.prefix, &adj_out)),
                 carried_by: v.carriers.clone(),
                 last_result: v.last.as_ref().map(|l| ResultDoc {
                     passed: l.outcome.passed,
@@ -521,12 +559,6 @@ impl Signals {
 
 /// Runs the sidecar until SIGTERM or SIGINT, then drains and returns.
 pub async fn run(config: Config) -> Result<(), RunError> {
-    if let NodeSpec::Unnumbered(iface) = &config.node {
-        return Err(RunError::Config(format!(
-            "node: unnumbered:{iface}: BGP unnumbered arrives with [4/8]; \
-             set node to auto (the default gateway) or the node's address"
-        )));
-    }
     let mut signals = Signals::new()?;
     let app = App::new(config.clone());
     let listener = tokio::net::TcpListener::bind(config.http)
@@ -736,11 +768,7 @@ async fn start_bgp(
 ) -> Result<(Bgp, broadcast::Receiver<Event>), RunError> {
     let config = &app.config;
     let peers = match (&config.node, netlink) {
-        (NodeSpec::Unnumbered(iface), _) => {
-            return Err(RunError::Config(format!(
-                "node: unnumbered:{iface} arrives with [4/8]"
-            )));
-        }
+        (NodeSpec::Unnumbered(iface), _) => return start_unnumbered(app, iface).await,
         (NodeSpec::Address(a), _) => vec![NodePeer {
             address: *a,
             ifname: None,
@@ -807,6 +835,65 @@ async fn start_bgp(
             speaker,
             router_id,
             sessions,
+            unnumbered: None,
+        },
+        events,
+    ))
+}
+
+/// `node: unnumbered:IFACE`: one interface neighbor; the node is whoever is
+/// learned on the interface (its Router Advertisements, the neighbor table).
+/// IPv4 VIPs go with our link-local address as next hop (RFC 8950), so the
+/// interface needs no IPv4 address; the router id is then `routerId` or the
+/// first IPv4 VIP.
+async fn start_unnumbered(
+    app: &App,
+    iface: &str,
+) -> Result<(Bgp, broadcast::Receiver<Event>), RunError> {
+    let config = &app.config;
+    let router_id = config
+        .router_id
+        .or_else(|| {
+            config.vips.iter().find_map(|v| match v.prefix.addr() {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
+        })
+        .ok_or_else(|| {
+            RunError::Config(
+                "routerId: node: unnumbered has no IPv4 address toward the node and no \
+                 IPv4 VIP to use as router id; set routerId (--router-id, PODPEER_ROUTER_ID)"
+                    .into(),
+            )
+        })?;
+    let mut sc = SpeakerConfig::new(config.local_as, router_id);
+    sc.listen = Vec::new();
+    let speaker = Speaker::start(sc).await?;
+    speaker
+        .metrics()
+        .register(&mut app.registry.lock().unwrap_or_else(|e| e.into_inner()));
+    let events = speaker.subscribe();
+    let mut n = InterfaceNeighbor::new(iface);
+    n.template.remote_as = config.node_as.remote_as();
+    n.template.port = config.port;
+    n.template.hold_time = u16::try_from(config.hold_time.as_secs()).unwrap_or(u16::MAX);
+    n.template.description = format!("node (unnumbered on {iface})");
+    n.template.import = Some(import_nothing());
+    n.template.export = Some(RouteMap::accept_all("export-vips"));
+    info!(
+        "peering with the node unnumbered on {iface}, AS {}, local AS {}, router id {router_id}",
+        config.node_as, config.local_as
+    );
+    speaker.add_interface_neighbor(n).await?;
+    for v in app.vips().iter_mut() {
+        v.carriers = vec![LEARNED_PEER];
+    }
+    Ok((
+        Bgp {
+            speaker,
+            router_id,
+            sessions: Vec::new(),
+            unnumbered: Some(iface.to_owned()),
         },
         events,
     ))

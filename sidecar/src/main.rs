@@ -50,8 +50,8 @@ struct RunArgs {
     config: Option<PathBuf>,
 
     /// The node to peer with: `auto` (one session per default gateway of the
-    /// pod, IPv4 and IPv6), `unnumbered[:IFACE]` (arrives with [4/8]) or an IP
-    /// address. [default: auto]
+    /// pod, IPv4 and IPv6), `unnumbered[:IFACE]` (BGP unnumbered: the node
+    /// learned on IFACE) or an IP address. [default: auto]
     #[arg(long, env = "PODPEER_NODE", value_name = "NODE")]
     node: Option<String>,
 

@@ -139,17 +139,13 @@ fn bad_config_exits_2_naming_the_field() {
 }
 
 #[test]
-fn unnumbered_is_parsed_but_not_yet_run() {
+fn unnumbered_is_parsed() {
     let o = run(&["--node", "unnumbered", "--check-config"], &[]);
     assert!(o.status.success());
     assert!(stdout(&o).contains("node: unnumbered:eth0\n"));
-    let o = run(&["--node", "unnumbered:net1", "--http", "127.0.0.1:0"], &[]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("unnumbered:net1: BGP unnumbered arrives with [4/8]"),
-        "{}",
-        stderr(&o)
-    );
+    let o = run(&["--node", "unnumbered:net1", "--check-config"], &[]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("node: unnumbered:net1\n"));
 }
 
 #[test]

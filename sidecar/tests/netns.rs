@@ -625,6 +625,57 @@ async fn v6_vip_over_a_v4_session_needs_a_global_next_hop() {
     );
 }
 
+/// `node: unnumbered:eth0` on a link with link-local addresses only: the
+/// sidecar finds the node from its Router Advertisements, and the node gets
+/// the IPv4 VIP with the pod's link-local address as next hop (RFC 8950),
+/// installable with the interface index; the IPv6 VIP too. SIGTERM withdraws.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnumbered_pod_announces_ipv4_over_link_local() {
+    skip_unless_runnable!(&[]);
+    let node = Netns::new("node").unwrap();
+    let pod = Netns::new("pod").unwrap();
+    veth(&pod, "eth0", &[], &node, "pod0", &[]).unwrap();
+    let pod_ll = Topo::link_local(&pod, "eth0");
+    let mut c = SpeakerConfig::new(NODE_AS, Ipv4Addr::new(10, 77, 9, 1));
+    c.listen = vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 179)];
+    let speaker = NsSpeaker::start(&node, c).unwrap();
+    let mut n = bgp_core::speaker::InterfaceNeighbor::new("pod0");
+    n.template.import = Some(RouteMap::accept_all("pods-in"));
+    n.template.hold_time = 9;
+    speaker.add_interface_neighbor(n).await.unwrap();
+    let args = [
+        "--node",
+        "unnumbered:eth0",
+        "--vip",
+        "198.51.100.80/32",
+        "--vip",
+        "2001:db8:80::1/128",
+        "--drain-time",
+        "0s",
+    ];
+    let mut sidecar = Sidecar::start(&pod, &args, &[]);
+    let e = wait_route(&speaker, "198.51.100.80/32").await;
+    let p = the_path(&e);
+    assert_eq!(p.neighbor, Some(IpAddr::V6(pod_ll)));
+    let pod0: u32 = node
+        .ip(&["-o", "link", "show", "dev", "pod0"])
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(p.gateway(), Some((IpAddr::V6(pod_ll), Some(pod0))));
+    wait_route(&speaker, "2001:db8:80::1/128").await;
+    wait_http(&pod, 9179, "/readyz", 200).await;
+    let out = pod.exec(&[BIN, "status"]).unwrap();
+    assert!(out.contains("unnumbered on eth0"), "{out}");
+    sidecar.signal(Signal::SIGTERM);
+    assert_eq!(sidecar.wait(Duration::from_secs(10)).code(), Some(0));
+    wait_no_route(&speaker, "198.51.100.80/32").await;
+}
+
 /// SIGTERM before any gateway was found: nothing to withdraw, the VIP
 /// addresses come off, exit 0 at once.
 #[tokio::test]

@@ -5,7 +5,7 @@ use bgp_core::wire::{AddPathFamilies, AfiSafi, Context, PeerKind};
 /// The context named by two input bytes. First byte: bit 0 four-octet AS, bit 1
 /// extended message, bits 2-3 ADD-PATH (none, IPv4, IPv6, both). Second byte,
 /// bits 0-1: the peer (unknown, internal, external AS 65001, confederation
-/// external AS 65002).
+/// external AS 65002); bit 2: extended next hop.
 pub fn context(b0: u8, b1: u8) -> Context {
     let mut add_path = AddPathFamilies::NONE;
     if b0 & 0x04 != 0 {
@@ -25,5 +25,6 @@ pub fn context(b0: u8, b1: u8) -> Context {
         extended_message: b0 & 0x02 != 0,
         add_path,
         peer,
+        extended_next_hop: b1 & 4 != 0,
     }
 }

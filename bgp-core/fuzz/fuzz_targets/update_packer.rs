@@ -207,9 +207,11 @@ fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
     let (b0, b1) = (inp.u8(), inp.u8());
     // The peer kind matters only for decoding; an unknown peer accepts everything
-    // a sender may put in.
+    // a sender may put in. IPv4 routes may be packed with an IPv6 next hop, which
+    // needs extended next hop (RFC 8950) to decode without error.
     let ctx = Context {
         peer: PeerKind::Unknown,
+        extended_next_hop: true,
         ..common::context(b0, b1)
     };
     let packer = UpdatePacker::new(&ctx);

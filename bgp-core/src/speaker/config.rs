@@ -138,6 +138,12 @@ pub struct NeighborConfig {
     /// community to 0 (RFC 8326 section 4.2), also over a LOCAL_PREF the
     /// import policy sets. On by default.
     pub honor_graceful_shutdown: bool,
+    /// Advertise the extended next hop capability for IPv4 unicast (RFC 8950):
+    /// the peer may then send IPv4 routes with IPv6 next hops, and, if it
+    /// advertises it too, hears ours with our IPv6 address as next hop when
+    /// the session is over IPv6 and no `next_hop_v4` is set. On for interface
+    /// (unnumbered) neighbors.
+    pub extended_next_hop: bool,
 }
 
 impl NeighborConfig {
@@ -173,6 +179,7 @@ impl NeighborConfig {
             role: None,
             role_strict: false,
             honor_graceful_shutdown: true,
+            extended_next_hop: false,
         }
     }
 }

@@ -26,6 +26,7 @@
 
 mod config;
 mod gshut;
+mod interface;
 mod neighbor;
 mod outq;
 mod security;
@@ -43,6 +44,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 pub use config::{BGP_PORT, DynamicRange, MaxPrefixes, NeighborConfig, SpeakerConfig};
+pub use interface::InterfaceNeighbor;
 use types::RejectKind;
 pub use types::{
     Event, NeighborCounters, NeighborStatus, REJECT_REASONS, RejectedPrefix, RibEntry, RoutePath,
@@ -90,6 +92,12 @@ pub enum SpeakerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The interface neighbor is already configured.
+    #[error("interface neighbor {0} already exists")]
+    InterfaceExists(String),
+    /// No such interface neighbor.
+    #[error("no interface neighbor {0}")]
+    NoSuchInterface(String),
 }
 
 /// An Adj-RIB of one neighbor: prefixes with their attributes, sorted.
@@ -130,6 +138,17 @@ enum Command {
         bool,
         oneshot::Sender<Result<(), SpeakerError>>,
     ),
+    AddInterface(
+        Box<InterfaceNeighbor>,
+        oneshot::Sender<Result<(), SpeakerError>>,
+    ),
+    RemoveInterface(
+        String,
+        Option<String>,
+        oneshot::Sender<Result<(), SpeakerError>>,
+    ),
+    /// From an interface's discovery: a peer learned or gone.
+    InterfacePeer(String, crate::unnumbered::PeerChange),
 }
 
 /// A running speaker, driven through this handle. Clones share the speaker.
@@ -180,6 +199,8 @@ impl Speaker {
             refusals: (Instant::now(), 0, 0),
             listeners,
             graceful_shutdown: false,
+            interfaces: HashMap::new(),
+            commands: commands.downgrade(),
         };
         tokio::spawn(state.run(command_rx, from_neighbors_rx, accept_rx));
         Ok(SpeakerHandle {
@@ -326,6 +347,28 @@ impl SpeakerHandle {
         self.ask(|tx| Command::AdjOut(neighbor, tx)).await?
     }
 
+    /// Adds an interface (unnumbered) neighbor: peers are learned on the
+    /// interface for as long as it is configured, and each gets a session.
+    pub async fn add_interface_neighbor(
+        &self,
+        neighbor: InterfaceNeighbor,
+    ) -> Result<(), SpeakerError> {
+        self.ask(|tx| Command::AddInterface(Box::new(neighbor), tx))
+            .await?
+    }
+
+    /// Removes an interface neighbor and the sessions of its learned peers
+    /// (Cease / Peer De-configured, with `message`).
+    pub async fn remove_interface_neighbor(
+        &self,
+        interface: &str,
+        message: Option<String>,
+    ) -> Result<(), SpeakerError> {
+        let name = interface.to_owned();
+        self.ask(|tx| Command::RemoveInterface(name, message, tx))
+            .await?
+    }
+
     /// Closes every session with Cease / Administrative Shutdown (and the
     /// message, RFC 9003) and stops the speaker.
     pub async fn shutdown(&self, message: Option<String>) -> Result<(), SpeakerError> {
@@ -458,6 +501,10 @@ struct SpeakerTask {
     listeners: security::Listeners,
     /// Routes sent to every neighbor carry GRACEFUL_SHUTDOWN (RFC 8326).
     graceful_shutdown: bool,
+    /// Interface (unnumbered) neighbors, by interface name.
+    interfaces: HashMap<String, interface::Interface>,
+    /// The speaker's own command queue, for tasks that report to it.
+    commands: mpsc::WeakSender<Command>,
 }
 
 fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
@@ -478,6 +525,10 @@ fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
         Capability::FourOctetAs(local_as),
     ]);
     security::configure_fsm(&mut c, n);
+    if n.extended_next_hop && n.families.contains(&AfiSafi::IPV4_UNICAST) {
+        c.capabilities
+            .push(crate::unnumbered::extended_next_hop_capability());
+    }
     c
 }
 
@@ -587,7 +638,13 @@ impl SpeakerTask {
             let _ = n.control.send(Control::Incoming(stream)).await;
             return;
         }
-        let Some(range) = self.ranges.iter().find(|r| r.prefix.contains(&ip)) else {
+        let Some(stream) = self.interface_accept(stream, addr).await else {
+            return;
+        };
+        let Some(range) = self.ranges.iter().find(|r| {
+            r.prefix.contains(&ip)
+                && interface::range_admits(r.template.bind_interface.as_deref(), addr)
+        }) else {
             self.metrics.connections_refused.inc();
             if self.log_refusal() {
                 warn!(%addr, "connection refused: no neighbor or range admits it");
@@ -765,6 +822,13 @@ impl SpeakerTask {
             Command::GracefulShutdown(target, on, done) => {
                 let _ = done.send(self.set_graceful_shutdown(target, on));
             }
+            Command::AddInterface(config, done) => {
+                let _ = done.send(self.add_interface(*config));
+            }
+            Command::RemoveInterface(name, message, done) => {
+                let _ = done.send(self.remove_interface(&name, message).await);
+            }
+            Command::InterfacePeer(name, change) => self.interface_peer(&name, change).await,
         }
     }
 
@@ -876,6 +940,7 @@ impl SpeakerTask {
             counters: n.counters.clone(),
             last_error: n.last_error.clone(),
             last_rejection: n.last_rejection.clone(),
+            interface: n.config.bind_interface.clone(),
         }
     }
 
@@ -886,6 +951,19 @@ impl SpeakerTask {
                 .flatten(),
             next_hop: r.attrs.next_hop.clone(),
             attrs: Arc::clone(&r.attrs),
+            ifindex: self.session_ifindex(r.peer),
+        }
+    }
+
+    /// The interface of a neighbor's session when it runs between link-local
+    /// addresses (the kernel gives the local address its scope).
+    fn session_ifindex(&self, peer: PeerId) -> Option<u32> {
+        let session = self.neighbors.get(&peer)?.session.as_ref()?;
+        match session.local {
+            SocketAddr::V6(a) if crate::unnumbered::is_link_local(*a.ip()) && a.scope_id() != 0 => {
+                Some(a.scope_id())
+            }
+            _ => None,
         }
     }
 
@@ -993,6 +1071,9 @@ impl SpeakerTask {
                             self.by_addr.remove(&addr);
                         }
                     }
+                }
+                if from == State::Established {
+                    self.interface_session_ended(peer);
                 }
             }
             FromNeighbor::Established {
@@ -1717,7 +1798,13 @@ impl SpeakerTask {
             }
         }
         if self_next_hop {
-            out.next_hop = Some(self_next_hop_for(prefix, session.local, &n.config)?);
+            let v6_for_v4 = session.negotiated.tx.extended_next_hop;
+            out.next_hop = Some(self_next_hop_for(
+                prefix,
+                session.local,
+                &n.config,
+                v6_for_v4,
+            )?);
         }
         let policy = n.config.export.clone();
         let mut result = match policy {
@@ -1758,15 +1845,23 @@ fn push_group<P: Copy>(
 }
 
 /// Our next hop for `prefix` on a session from `local`: the session address when
-/// it is of the prefix's family, else the configured one.
-fn self_next_hop_for(prefix: IpNet, local: SocketAddr, config: &NeighborConfig) -> Option<NextHop> {
+/// it is of the prefix's family, else the configured one, else for IPv4 over an
+/// IPv6 session with extended next hop (`v6_for_v4`, RFC 8950) our IPv6 address.
+fn self_next_hop_for(
+    prefix: IpNet,
+    local: SocketAddr,
+    config: &NeighborConfig,
+    v6_for_v4: bool,
+) -> Option<NextHop> {
     match (prefix, canonical(local.ip())) {
         (IpNet::V4(_), IpAddr::V4(a)) => Some(NextHop::V4(a)),
-        (IpNet::V4(_), IpAddr::V6(_)) => config.next_hop_v4.map(NextHop::V4),
-        (IpNet::V6(_), IpAddr::V6(a)) => Some(NextHop::V6 {
-            global: a,
-            link_local: None,
-        }),
+        (IpNet::V4(_), IpAddr::V6(a)) => config
+            .next_hop_v4
+            .map(NextHop::V4)
+            .or_else(|| v6_for_v4.then(|| crate::unnumbered::ipv6_next_hop(a, config.next_hop_v6))),
+        (IpNet::V6(_), IpAddr::V6(a)) => {
+            Some(crate::unnumbered::ipv6_next_hop(a, config.next_hop_v6))
+        }
         (IpNet::V6(_), IpAddr::V4(_)) => config.next_hop_v6.map(|g| NextHop::V6 {
             global: g,
             link_local: None,

@@ -21,6 +21,20 @@ pub struct RoutePath {
     pub next_hop: Option<NextHop>,
     /// The attributes.
     pub attrs: Arc<RouteAttrs>,
+    /// The interface of the session the path came over, when that session
+    /// runs between IPv6 link-local addresses (an unnumbered neighbor): with a
+    /// link-local next hop, what a FIB needs beside it (see
+    /// [`RoutePath::gateway`]).
+    pub ifindex: Option<u32>,
+}
+
+impl RoutePath {
+    /// Where to forward: the gateway address and, for a link-local one, the
+    /// interface. An IPv4 prefix may get an IPv6 gateway (RFC 8950), for a
+    /// kernel route with RTA_VIA. `None` for a local route.
+    pub fn gateway(&self) -> Option<(IpAddr, Option<u32>)> {
+        crate::unnumbered::gateway(self.next_hop.as_ref()?, self.ifindex)
+    }
 }
 
 /// Something that happened.
@@ -173,6 +187,9 @@ pub struct NeighborStatus {
     pub last_error: Option<String>,
     /// The last prefix refused on import, and why.
     pub last_rejection: Option<RejectedPrefix>,
+    /// The interface the session is bound to: the interface neighbor's for
+    /// a peer learned there (unnumbered), or the configured `bind_interface`.
+    pub interface: Option<String>,
 }
 
 /// A Loc-RIB entry: a prefix and all its paths, best first.

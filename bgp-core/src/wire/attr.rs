@@ -23,7 +23,7 @@ use super::aspath::{AsPath, SegmentType};
 use super::community::{Community, ExtCommunity, LargeCommunity};
 use super::context::{Context, PeerKind};
 use super::error::{AttributeError, AttributeFault, Rfc7606Action, UpdateError, attribute_data};
-use super::mp::{MpReach, MpUnreach};
+use super::mp::{MpReach, MpUnreach, NextHop};
 use super::notification::subcode::update as sub;
 use super::open::AS_TRANS;
 use super::reader::Reader;
@@ -452,7 +452,22 @@ impl Decoder<'_> {
             // Sections 5.3 and 7.11: the routes cannot be located, so reset.
             MP_REACH_NLRI => {
                 check_flags(f, OPT_NT, Rfc7606Action::SessionReset).map_err(|_| mp_fault())?;
-                self.walk.mp_reach = Some(MpReach::decode(v, ctx).map_err(|_| mp_fault())?);
+                let reach = MpReach::decode(v, ctx).map_err(|_| mp_fault())?;
+                let unagreed = reach.family.is_ipv4_prefix()
+                    && matches!(reach.next_hop, NextHop::V6 { .. })
+                    && !ctx.extended_next_hop;
+                self.walk.mp_reach = Some(reach);
+                // RFC 8950 section 4: an IPv6 next hop for IPv4 NLRI only when we
+                // advertised the capability. The NLRI are located (the length is
+                // one we parse), so RFC 7606 section 2 lets us treat them as
+                // withdrawn rather than reset the session.
+                if unagreed {
+                    return Err(fault(
+                        F::NotAllowed,
+                        WITHDRAW,
+                        sub::OPTIONAL_ATTRIBUTE_ERROR,
+                    ));
+                }
             }
             MP_UNREACH_NLRI => {
                 check_flags(f, OPT_NT, Rfc7606Action::SessionReset).map_err(|_| mp_fault())?;

@@ -3,7 +3,8 @@
 //! What the two speakers negotiated in their OPENs changes how the same bytes read:
 //! AS numbers in AS_PATH are two or four octets (RFC 6793), NLRI carry a path
 //! identifier or not (RFC 7911, per family and per direction), and a message may be
-//! up to 4096 or 65535 octets long (RFC 8654). A session keeps one [`Context`] for
+//! up to 4096 or 65535 octets long (RFC 8654), and IPv4 routes may come with IPv6
+//! next hops or not (RFC 8950). A session keeps one [`Context`] for
 //! what it receives and one for what it sends.
 
 use super::family::AfiSafi;
@@ -84,6 +85,11 @@ pub struct Context {
     pub add_path: AddPathFamilies,
     /// Who the peer is (decoding only).
     pub peer: PeerKind,
+    /// IPv4 NLRI may carry an IPv6 next hop in this direction (RFC 8950): when
+    /// receiving, we advertised the extended next hop capability for IPv4
+    /// unicast; when sending, the peer did. Without it, such a route is
+    /// treated as withdrawn on receipt.
+    pub extended_next_hop: bool,
 }
 
 impl Context {
@@ -94,6 +100,7 @@ impl Context {
         extended_message: false,
         add_path: AddPathFamilies::NONE,
         peer: PeerKind::Unknown,
+        extended_next_hop: false,
     };
 
     /// What every current implementation negotiates: 4-octet AS numbers, 4096-octet
