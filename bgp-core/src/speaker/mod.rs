@@ -1535,9 +1535,14 @@ impl SpeakerTask {
 
     /// Sends best-path changes to subscribers and every neighbor's export.
     fn propagate<P: Family>(&mut self, changes: Vec<Change<P>>) {
-        if changes.is_empty() || self.gr.deferring() {
+        if changes.is_empty() {
+            return;
+        }
+        if self.gr.deferring() {
             // While a restart defers selection, the whole table is reported
             // and exported when it ends.
+            drop(changes);
+            self.rib.maybe_collect_garbage();
             return;
         }
         if self.events.receiver_count() > 0 {
