@@ -8,7 +8,7 @@
 //! crate's codec), reads everything S sends, and can vanish without a word
 //! (both halves of its socket dropped: S sees the connection close, no
 //! NOTIFICATION). Hold time 0 on the peers' side, so no keepalives are
-//! needed. Timers are real: restart and stale times of 1 to 3 seconds.
+//! needed (but where S's hold timer is to expire). Timers are real: restart and stale times of 1 to 3 seconds.
 //!
 //! As helper, S must keep a vanished peer's routes, report no change for a
 //! route that comes back the same, drop the rest at End-of-RIB or when a
@@ -120,6 +120,17 @@ impl Peer {
     /// Connects from 127.102.T.`host` in `asn` with IPv4 unicast, 4-octet AS
     /// and `caps`, and completes the OPEN exchange.
     async fn connect(t: u8, host: u8, asn: u32, caps: Vec<Capability>) -> Peer {
+        Self::connect_with_hold(t, host, asn, 0, caps).await
+    }
+
+    /// [`Peer::connect`] proposing hold time `hold` (it sends no keepalives).
+    async fn connect_with_hold(
+        t: u8,
+        host: u8,
+        asn: u32,
+        hold: u16,
+        caps: Vec<Capability>,
+    ) -> Peer {
         let IpAddr::V4(me) = addr(t, host) else {
             unreachable!()
         };
@@ -160,7 +171,7 @@ impl Peer {
             reader,
             open: Open::new(0, 0, Ipv4Addr::UNSPECIFIED, Vec::new()),
         };
-        p.send(Message::Open(Open::new(asn, 0, me, caps))).await;
+        p.send(Message::Open(Open::new(asn, hold, me, caps))).await;
         let Some(Message::Open(open)) = timeout(Duration::from_secs(5), from_s.recv())
             .await
             .unwrap()
@@ -398,6 +409,34 @@ async fn routes_go_when_the_restart_time_ends() {
     assert!(route(&s, "10.2.0.0/24").await.is_none());
     let st = status(&s, addr(t, 2)).await.unwrap();
     assert_eq!((st.counters.stale, st.counters.accepted), (0, 0));
+}
+
+/// A peer that goes silent: our hold timer expires, and its routes are kept
+/// as for a lost connection (N bit or not).
+#[tokio::test]
+async fn hold_timer_expiry_keeps_routes() {
+    let t = 13;
+    let s = speaker(t, helper()).await;
+    s.add_neighbor(neighbor(t, 2)).await.unwrap();
+    let mut p =
+        Peer::connect_with_hold(t, 2, 65002, 3, vec![gr(30, false, false, &[(V4, true)])]).await;
+    p.announce(&["10.1.0.0/24"], 10, &[]).await;
+    eventually("route", || async {
+        route(&s, "10.1.0.0/24").await.map(drop)
+    })
+    .await;
+    down(&s, addr(t, 2)).await;
+    let st = status(&s, addr(t, 2)).await.unwrap();
+    assert!(
+        st.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("Hold Timer Expired"),
+        "{st:?}"
+    );
+    assert_eq!(st.counters.stale, 1);
+    assert!(route(&s, "10.1.0.0/24").await.is_some());
+    drop(p);
 }
 
 /// Without graceful restart on our side, or on the peer's, or with the peer

@@ -57,10 +57,11 @@ impl SpeakerConfig {
 /// come back, the rest dropped at its End-of-RIB), and, when `restarting`,
 /// the restarting speaker's role.
 ///
-/// A neighbor's routes are kept when its session ends without a
-/// NOTIFICATION (TCP failure, hold timer on its side), or with one other than
-/// Hard Reset when both sides set the N bit. Routes of dynamic neighbors are
-/// never kept: their session is all there is of them.
+/// A neighbor's routes are kept when its session is lost (the connection
+/// closes without a NOTIFICATION, or the neighbor goes silent and our hold
+/// timer expires), or ends with another NOTIFICATION than Hard Reset when both
+/// sides set the N bit. Routes of dynamic neighbors are never kept: their
+/// session is all there is of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GracefulRestartConfig {
     /// How long neighbors should keep our routes after our session with them

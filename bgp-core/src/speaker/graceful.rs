@@ -143,13 +143,15 @@ pub(crate) fn with_hard_reset(n: Notification) -> Notification {
 }
 
 /// Whether a neighbor's routes outlive a session that ended for `reason`:
-/// a lost connection (TCP, or the neighbor's hold timer) always; a
-/// NOTIFICATION either way only with the N bit (`notification`), and never a
-/// Hard Reset, received or (as we send our final Ceases then) sent; never
-/// when we stopped the session (removal, shutdown, reconfiguration).
+/// a lost connection, or a neighbor gone silent (our hold timer expired),
+/// always; any other NOTIFICATION, either way, only with the N bit
+/// (`notification`), and never a Hard Reset, received or (as we send our
+/// final Ceases then) sent; never when we stopped the session (removal,
+/// shutdown, reconfiguration).
 pub(crate) fn keeps_routes(reason: &DownReason, notification: bool) -> bool {
     match reason {
         DownReason::ConnectionLost => true,
+        DownReason::LocalError(n) if n.code == error_code::HOLD_TIMER_EXPIRED => true,
         DownReason::PeerNotification(n) => notification && !is_hard_reset(n),
         DownReason::LocalError(n) => notification && !is_hard_reset(n) && !ends_for_good(n),
         DownReason::Stopped(_) => false,
@@ -963,10 +965,15 @@ mod tests {
             assert!(keeps_routes(&DownReason::ConnectionLost, n));
             assert!(!keeps_routes(&DownReason::Stopped(hold.clone()), n));
         }
-        // Without the N bit, no NOTIFICATION keeps anything.
+        // A silent neighbor (our hold timer) is a lost connection.
+        for n in [false, true] {
+            assert!(keeps_routes(&DownReason::LocalError(hold.clone()), n));
+        }
+        // Without the N bit, no other NOTIFICATION keeps anything.
+        let update_error = Notification::new(error_code::UPDATE_MESSAGE, 1);
         for r in [
             DownReason::PeerNotification(hold.clone()),
-            DownReason::LocalError(hold.clone()),
+            DownReason::LocalError(update_error),
         ] {
             assert!(!keeps_routes(&r, false));
             assert!(keeps_routes(&r, true));
