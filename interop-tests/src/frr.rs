@@ -162,6 +162,59 @@ impl Frr {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Kills bgpd with SIGKILL (no NOTIFICATION, no cleanup: a crash) and
+    /// waits until it is gone. zebra stays.
+    pub fn kill_bgpd(&mut self) -> io::Result<()> {
+        self.bgpd.signal(Signal::SIGKILL)?;
+        self.bgpd.wait(Duration::from_secs(5)).map(drop)
+    }
+
+    /// Starts bgpd again, in `ns` with `bgpd_conf` (as [`Frr::start`] does),
+    /// and waits until it answers; its log goes on in the same file.
+    pub fn restart_bgpd(&mut self, ns: &Netns, bgpd_conf: &str) -> io::Result<()> {
+        let d = self.dir.path();
+        let conf = d.join("bgpd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "hostname {}\nlog file {}/bgpd.log debugging\ndebug bgp neighbor-events\n{bgpd_conf}",
+                ns.name(),
+                d.display()
+            ),
+        )?;
+        let user = nix::unistd::User::from_name("frr")
+            .map_err(io::Error::from)?
+            .ok_or_else(|| io::Error::other("no frr user"))?;
+        nix::unistd::chown(&conf, Some(user.uid), Some(user.gid)).map_err(io::Error::from)?;
+        let dir_s = d.display().to_string();
+        let (zserv, pid) = (format!("{dir_s}/zserv.api"), format!("{dir_s}/bgpd.pid"));
+        let conf_s = conf.display().to_string();
+        let argv = [
+            "/usr/lib/frr/bgpd",
+            "-f",
+            &conf_s,
+            "-i",
+            &pid,
+            "--vty_socket",
+            &dir_s,
+            "-z",
+            &zserv,
+            "-u",
+            "frr",
+            "-g",
+            "frr",
+            "-P",
+            "0",
+        ];
+        self.bgpd = Daemon::spawn(ns, "bgpd", &argv, d)?;
+        wait_for(
+            "bgpd's vty",
+            Duration::from_secs(15),
+            &mut [&mut self.zebra, &mut self.bgpd],
+            || vtysh(d, &["show bgp summary json"]).is_ok(),
+        )
+    }
 }
 
 impl Drop for Frr {

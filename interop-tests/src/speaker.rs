@@ -18,10 +18,12 @@ use tokio::sync::oneshot;
 use crate::netns::Netns;
 
 /// A running speaker; dropping it shuts the speaker down (Cease to every
-/// neighbor) and ends its thread.
+/// neighbor) and ends its thread. [`NsSpeaker::crash`] ends it without a
+/// word instead.
 pub struct NsSpeaker {
     handle: SpeakerHandle,
-    stop: Option<oneshot::Sender<()>>,
+    /// `true`: shut down with a Cease to every neighbor; `false`: just stop.
+    stop: Option<oneshot::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -30,7 +32,7 @@ impl NsSpeaker {
     pub fn start(ns: &Netns, config: SpeakerConfig) -> io::Result<Self> {
         let path = ns.path();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<SpeakerHandle>>();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (stop_tx, stop_rx) = oneshot::channel::<bool>();
         let thread = std::thread::Builder::new()
             .name(format!("speaker-{}", ns.name()))
             .spawn(move || {
@@ -58,10 +60,12 @@ impl NsSpeaker {
                     };
                     let _ = ready_tx.send(Ok(handle.clone()));
                     // Until the guard drops (or the test thread goes away).
-                    let _ = stop_rx.await;
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(2), handle.shutdown(None)).await;
+                    if stop_rx.await.unwrap_or(true) {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), handle.shutdown(None))
+                            .await;
+                    }
                 });
+                // The runtime goes here, and with it every task and socket.
             })?;
         let handle = ready_rx
             .recv()
@@ -77,6 +81,17 @@ impl NsSpeaker {
     pub fn handle(&self) -> &SpeakerHandle {
         &self.handle
     }
+
+    /// Ends the speaker as a crash would: no NOTIFICATION, its runtime and
+    /// with it every socket dropped (the kernel closes the connections).
+    pub fn crash(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(false);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Deref for NsSpeaker {
@@ -90,7 +105,7 @@ impl Deref for NsSpeaker {
 impl Drop for NsSpeaker {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -67,6 +67,9 @@ pub struct NodeConfig {
     pub fabric: Vec<FabricNeighbor>,
     /// Groups of pods that may peer, and what they may announce.
     pub pod_groups: Vec<PodGroup>,
+    /// Graceful restart: the restart time neighbors should keep our routes
+    /// for while we restart; `None`: off.
+    pub graceful_restart: Option<Duration>,
 }
 
 /// A VRF: a routing table reached from its member interfaces.
@@ -208,6 +211,14 @@ struct RawConfig {
     fabric: Vec<RawFabric>,
     #[serde(default)]
     pod_groups: Vec<RawGroup>,
+    graceful_restart: Option<RawGracefulRestart>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawGracefulRestart {
+    enabled: Option<Scalar>,
+    restart_time: Option<Scalar>,
 }
 
 #[derive(Deserialize)]
@@ -486,6 +497,7 @@ impl Validator {
             ));
         }
         self.cross_checks(&fabric, &pod_groups)?;
+        let graceful_restart = self.graceful_restart(raw.graceful_restart)?;
         Ok(NodeConfig {
             local_as,
             router_id,
@@ -496,7 +508,44 @@ impl Validator {
             vrfs,
             fabric,
             pod_groups,
+            graceful_restart,
         })
+    }
+
+    /// On by default with a restart time of 120 s.
+    fn graceful_restart(
+        &self,
+        raw: Option<RawGracefulRestart>,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let raw = raw.unwrap_or(RawGracefulRestart {
+            enabled: None,
+            restart_time: None,
+        });
+        let enabled = match raw.enabled {
+            None => true,
+            Some(v) => match v.0.trim() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(self.err(
+                        "gracefulRestart.enabled",
+                        format!("{other:?} is not true or false"),
+                    ));
+                }
+            },
+        };
+        let field = "gracefulRestart.restartTime";
+        let time = match raw.restart_time {
+            Some(v) => self.duration(&v, field)?,
+            None => Duration::from_secs(120),
+        };
+        if time.subsec_nanos() != 0 || time.is_zero() || time.as_secs() > 4095 {
+            return Err(self.err(
+                field,
+                format!("{time:?} is not whole seconds from 1s to 4095s (12 bits of seconds)"),
+            ));
+        }
+        Ok(enabled.then_some(time))
     }
 
     fn vrfs(&self, raw: Vec<RawVrf>) -> Result<Vec<Vrf>, ConfigError> {
@@ -1217,6 +1266,39 @@ podGroups:
                 continue;
             }
             assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn graceful_restart_is_on_by_default_and_checked() {
+        let c = parse(EXAMPLE).unwrap();
+        assert_eq!(c.graceful_restart, Some(Duration::from_secs(120)));
+        let set = |v: &str| format!("{EXAMPLE}gracefulRestart: {v}\n");
+        let c = parse(&set("{restartTime: 30s}")).unwrap();
+        assert_eq!(c.graceful_restart, Some(Duration::from_secs(30)));
+        let c = parse(&set("{enabled: false}")).unwrap();
+        assert_eq!(c.graceful_restart, None);
+        for (v, want) in [
+            (
+                "{restartTime: 4096s}",
+                "gracefulRestart.restartTime: 4096s is not whole seconds from 1s to 4095s",
+            ),
+            (
+                "{restartTime: 500ms}",
+                "gracefulRestart.restartTime: 500ms is not whole seconds",
+            ),
+            (
+                "{restartTime: soon}",
+                "gracefulRestart.restartTime: \"soon\" is not a duration",
+            ),
+            (
+                "{enabled: maybe}",
+                "gracefulRestart.enabled: \"maybe\" is not true or false",
+            ),
+            ("{restart: 1s}", "unknown field `restart`"),
+        ] {
+            let e = error(&set(v));
+            assert!(e.contains(want), "{v}: {e}");
         }
     }
 }

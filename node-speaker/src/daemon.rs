@@ -1,11 +1,20 @@
 //! The daemon: wires the configuration into a bgp-core speaker, the FIB loop
 //! that turns its events into kernel routes, and the HTTP server.
 //!
-//! Start-up order: netlink, VRFs or rules, reconcile the routes an earlier run
-//! left, the speaker with its listeners, the FIB loop, the fabric neighbors
-//! and the pod ranges, then HTTP. On SIGTERM or SIGINT the FIB loop stops
-//! first (so the sessions closing do not remove any route: the next start
-//! reconciles them), then every session gets a Cease.
+//! Start-up order: netlink, VRFs or rules, read the routes an earlier run
+//! left, the speaker with its listeners, HTTP, reconcile those routes, the
+//! FIB loop, the fabric neighbors and the pod ranges. On SIGTERM or SIGINT
+//! the FIB loop stops first (so the sessions closing do not remove any route:
+//! the next start reconciles them); then, with graceful restart, the process
+//! just ends (no NOTIFICATION: neighbors keep our routes for the restart
+//! time, RFC 4724), without it every session gets a Cease.
+//!
+//! Graceful restart: the kernel routes stay across a restart, so the speaker
+//! advertises preserved forwarding; when routes of an earlier run are found
+//! it is restarting (R bit) and defers route selection, for a little less
+//! than `reconcileAfter` at most, until the fabric and the pods that had
+//! routes sent End-of-RIB: the fabric then gets our routes whole, and drops
+//! the stale ones only then.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use bgp_core::fsm::State;
 use bgp_core::rib::BestPathConfig;
-use bgp_core::speaker::{Event, Speaker, SpeakerConfig, SpeakerHandle};
+use bgp_core::speaker::{Event, GracefulRestartConfig, Speaker, SpeakerConfig, SpeakerHandle};
 use podpeer_host::netlink::{Netlink, Route, Rule};
 use prometheus_client::registry::Registry;
 use tokio::sync::{broadcast, watch};
@@ -248,6 +257,34 @@ pub fn provision_plan(config: &NodeConfig, has_vrf: bool) -> Vec<Provision> {
     plan
 }
 
+/// The speaker's graceful restart settings: `restartTime` from the
+/// configuration, forwarding preserved (the kernel routes stay), and, when
+/// routes of an earlier run are in the kernel, restarting: route selection
+/// waits for the fabric and for the pods those routes lead to, but ends a
+/// little before `reconcileAfter` (a second, or a quarter of it): the FIB's
+/// hold of the earlier run's next hops must not end before the deferred
+/// route events have come. `None` when graceful restart is off.
+pub fn graceful_restart(config: &NodeConfig, earlier: &[Route]) -> Option<GracefulRestartConfig> {
+    let restart_time = config.graceful_restart?;
+    let mut wait_for: Vec<IpAddr> = earlier
+        .iter()
+        .flat_map(|r| r.next_hops.iter().map(|h| h.gateway))
+        .filter(|&gw| config.group_of(gw).is_some())
+        .collect();
+    wait_for.sort();
+    wait_for.dedup();
+    Some(GracefulRestartConfig {
+        restart_time,
+        preserved_forwarding: true,
+        restarting: !earlier.is_empty(),
+        selection_deferral: config
+            .reconcile_after
+            .saturating_sub((config.reconcile_after / 4).min(Duration::from_secs(1))),
+        wait_for,
+        ..GracefulRestartConfig::default()
+    })
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let config = Arc::new(config);
@@ -266,6 +303,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         }
     }
 
+    // The routes an earlier run left: whether this start is a restart.
+    let earlier = netlink.our_routes().await.map_err(|e| e.to_string());
+
     // Speaker, with its listeners bound.
     let mut sc = SpeakerConfig::new(config.local_as, config.router_id);
     sc.listen = effective_listen(&config.listen);
@@ -274,6 +314,15 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         multipath_relax: true,
         ..BestPathConfig::default()
     };
+    sc.graceful_restart = graceful_restart(&config, earlier.as_deref().unwrap_or_default());
+    if let Some(gr) = &sc.graceful_restart {
+        info!(
+            restart_time = ?gr.restart_time,
+            restarting = gr.restarting,
+            waiting_for_pods = gr.wait_for.len(),
+            "graceful restart"
+        );
+    }
     let speaker = Speaker::start(sc).await.context("starting BGP")?;
     let events = speaker.subscribe();
 
@@ -306,7 +355,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     });
 
     // Reconcile what an earlier run left before any session can add to it.
-    reconcile(&app, &netlink).await;
+    reconcile(&app, &netlink, earlier).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let fib_task = tokio::spawn(fib_loop(
@@ -351,11 +400,15 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     info!("shutting down: routes stay in the kernel for the next start");
     let _ = stop_tx.send(true);
     let _ = fib_task.await;
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        speaker.shutdown(Some("podpeer-node shutting down".into())),
-    )
-    .await;
+    if config.graceful_restart.is_some() {
+        info!("graceful restart: leaving without NOTIFICATION, neighbors keep our routes");
+    } else {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            speaker.shutdown(Some("podpeer-node shutting down".into())),
+        )
+        .await;
+    }
     info!("stopped");
     Ok(())
 }
@@ -371,10 +424,10 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads our routes from the kernel; deletes those the configuration no
-/// longer allows and keeps the rest for `reconcileAfter`.
-async fn reconcile(app: &App, netlink: &Netlink) {
-    let found = match netlink.our_routes().await {
+/// Takes our routes `found` in the kernel; deletes those the configuration
+/// no longer allows and keeps the rest for `reconcileAfter`.
+async fn reconcile(app: &App, netlink: &Netlink, found: Result<Vec<Route>, String>) {
+    let found = match found {
         Ok(r) => r,
         Err(e) => {
             warn!("cannot read routes of an earlier run: {e}");
@@ -722,5 +775,55 @@ mod tests {
             effective_listen(&[a("10.0.0.1:179"), a("10.0.0.1:179")]),
             vec![a("10.0.0.1:179")]
         );
+    }
+
+    #[test]
+    fn graceful_restart_restarts_when_routes_of_an_earlier_run_are_found() {
+        use podpeer_host::netlink::NextHop;
+        let c = NodeConfig::parse(
+            "localAs: 65010\nrouterId: 192.0.2.10\nreconcileAfter: 7s\npodGroups:\n  - {name: a, peers: [10.244.1.0/24]}\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        let first = graceful_restart(&c, &[]).unwrap();
+        assert_eq!(first.restart_time, Duration::from_secs(120));
+        assert!(first.preserved_forwarding, "the kernel routes stay");
+        assert!(!first.restarting);
+        assert!(first.wait_for.is_empty());
+
+        let via = |gw: &str| NextHop {
+            gateway: gw.parse().unwrap(),
+            ifindex: None,
+        };
+        let route = |prefix: &str, gws: &[&str]| Route {
+            table: 254,
+            prefix: prefix.parse().unwrap(),
+            next_hops: gws.iter().map(|g| via(g)).collect(),
+        };
+        let earlier = [
+            route("198.51.100.1/32", &["10.244.1.12", "10.244.1.11"]),
+            route("198.51.100.2/32", &["10.244.1.11"]),
+            // No group admits it: not waited for.
+            route("198.51.100.3/32", &["10.9.9.9"]),
+        ];
+        let again = graceful_restart(&c, &earlier).unwrap();
+        assert!(again.restarting, "R bit");
+        assert_eq!(
+            again.selection_deferral,
+            Duration::from_secs(6),
+            "ends before the FIB's hold"
+        );
+        let pods: Vec<IpAddr> = vec![
+            "10.244.1.11".parse().unwrap(),
+            "10.244.1.12".parse().unwrap(),
+        ];
+        assert_eq!(again.wait_for, pods);
+
+        let off = NodeConfig::parse(
+            "localAs: 65010\nrouterId: 192.0.2.10\ngracefulRestart: {enabled: false}\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        assert_eq!(graceful_restart(&off, &earlier), None);
     }
 }

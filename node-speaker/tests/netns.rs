@@ -672,6 +672,13 @@ async fn pods_fabric_guard_fib_and_restart() {
         before,
         "routes left in place while down"
     );
+    // Graceful restart: the node left without a NOTIFICATION and the fabric
+    // keeps its routes, stale, while it is down.
+    let at_fabric = frr.paths(VIP).unwrap();
+    assert!(
+        at_fabric.first().is_some_and(|p| p["stale"] == true),
+        "{at_fabric:?}"
+    );
     let started = Instant::now();
     let mut node = lab.start_node(&config);
     lab.wait_http().await;
@@ -684,6 +691,25 @@ async fn pods_fabric_guard_fib_and_restart() {
         "removed after {gone_after:?}"
     );
     println!("FIGURE: the gone pod's route was removed {gone_after:?} after the restart");
+    // The fabric has the VIP fresh again after the node's End-of-RIB, and no
+    // longer the gone pod's.
+    eventually("the VIP fresh at the fabric", PATIENCE, || {
+        let fresh = frr
+            .paths(VIP)
+            .ok()
+            .and_then(|p| p.first().cloned())
+            .is_some_and(|p| p["stale"] != true);
+        std::future::ready(fresh.then_some(()))
+    })
+    .await;
+    eventually("the gone pod's VIP gone from the fabric", PATIENCE, || {
+        std::future::ready(
+            frr.paths("198.51.100.20/32")
+                .is_ok_and(|p| p.is_empty())
+                .then_some(()),
+        )
+    })
+    .await;
     // The rest is as before.
     wait_gateways(&lab.node, 100, VIP, &["10.244.1.11"]).await;
     let after: Vec<Value> = table(&lab.node, 100);

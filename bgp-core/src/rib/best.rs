@@ -5,13 +5,14 @@
 //! preference, AS path length and origin, and learned from the same neighboring
 //! AS, those with a higher MED are out of the running (unless MEDs are compared
 //! across all ASes). Ranking a key instead of comparing pairs keeps the result
-//! independent of the order paths arrived in.
+//! independent of the order paths arrived in. Before all of it, a long-lived
+//! stale path (community LLGR_STALE, RFC 9494 section 4.3) loses to any other.
 
 use std::cmp::Reverse;
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::Route;
-use crate::wire::Origin;
+use crate::wire::{Community, Origin};
 
 /// Where a path came from, as best-path selection needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,8 @@ impl Default for BestPathConfig {
 /// (and from the same neighbor AS, unless relaxed) share the traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Preference {
+    /// Long-lived stale paths lose to every other (RFC 9494 section 4.3).
+    llgr_stale: bool,
     local_pref: Reverse<u32>,
     not_local: bool,
     as_path_len: usize,
@@ -101,6 +104,7 @@ pub(crate) fn rank(paths: &mut [Route], peers: &[PeerMeta], config: &BestPathCon
     let tier = |r: &Route| {
         let a = &r.attrs.attributes;
         (
+            a.communities.contains(&Community::LLGR_STALE),
             Reverse(a.local_pref.unwrap_or(config.default_local_pref)),
             meta(r).is_none_or(|m| m.kind != SourceKind::Local),
             a.as_path.as_ref().map_or(0, |p| p.len()),
@@ -122,10 +126,11 @@ pub(crate) fn rank(paths: &mut [Route], peers: &[PeerMeta], config: &BestPathCon
             let a = &r.attrs.attributes;
             let key = Key {
                 pref: Preference {
-                    local_pref: t.0,
-                    not_local: t.1,
-                    as_path_len: t.2,
-                    origin: t.3,
+                    llgr_stale: t.0,
+                    local_pref: t.1,
+                    not_local: t.2,
+                    as_path_len: t.3,
+                    origin: t.4,
                     med_beaten,
                     med: if config.always_compare_med { med(r) } else { 0 },
                     internal: m.is_some_and(|m| m.kind == SourceKind::Internal),

@@ -8,6 +8,7 @@
 
 mod attrs;
 mod best;
+mod stale;
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -21,6 +22,7 @@ use crate::wire::{Nlri, Prefix};
 
 pub use attrs::{Interner, RouteAttrs};
 pub use best::{BestPathConfig, PeerMeta, SourceKind};
+pub use stale::StalePaths;
 
 /// Identifies a source of routes in the RIB: a peer session, or [`LOCAL`].
 pub type PeerId = u32;

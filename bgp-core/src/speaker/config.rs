@@ -27,6 +27,9 @@ pub struct SpeakerConfig {
     pub best_path: BestPathConfig,
     /// The cluster id when reflecting routes (defaults to the router id).
     pub cluster_id: Option<Ipv4Addr>,
+    /// Graceful restart (RFC 4724, RFC 8538, RFC 9494); `None`: not
+    /// advertised, and a neighbor's routes go as soon as its session does.
+    pub graceful_restart: Option<GracefulRestartConfig>,
 }
 
 impl SpeakerConfig {
@@ -42,6 +45,72 @@ impl SpeakerConfig {
             )],
             best_path: BestPathConfig::default(),
             cluster_id: None,
+            graceful_restart: None,
+        }
+    }
+}
+
+/// Graceful restart: the capability we advertise (RFC 4724 with the N bit of
+/// RFC 8538, and the long-lived capability of RFC 9494), and with it the
+/// helper role: the routes of a neighbor that advertised it too outlive its
+/// session (kept stale for the restart time it advertised, replaced as they
+/// come back, the rest dropped at its End-of-RIB), and, when `restarting`,
+/// the restarting speaker's role.
+///
+/// A neighbor's routes are kept when its session is lost (the connection
+/// closes without a NOTIFICATION, or the neighbor goes silent and our hold
+/// timer expires), or ends with another NOTIFICATION than Hard Reset when both
+/// sides set the N bit. Routes of dynamic neighbors are never kept: their
+/// session is all there is of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GracefulRestartConfig {
+    /// How long neighbors should keep our routes after our session with them
+    /// ends, for us to come back (the restart time, at most 4095 s).
+    pub restart_time: Duration,
+    /// The host keeps forwarding along our routes while we restart (its
+    /// kernel routes stay): the families are listed in the capability with
+    /// the F bit, so neighbors keep our routes. `false`: helper only;
+    /// neighbors drop our routes with the session, we keep theirs.
+    pub preserved_forwarding: bool,
+    /// We have just restarted: the R bit is set, and route selection waits
+    /// (no route events, nothing exported) until every configured neighbor
+    /// and every address in `wait_for` has sent End-of-RIB for each family
+    /// (or came up without graceful restart, or restarting itself), or until
+    /// `selection_deferral`. Then the whole table is reported and exported,
+    /// each neighbor gets End-of-RIB, and later sessions no longer set R.
+    pub restarting: bool,
+    /// The longest route selection waits after a restart.
+    pub selection_deferral: Duration,
+    /// Dynamic neighbors to wait for as well after a restart (the pods that
+    /// had routes before it), End-of-RIB or not advertised graceful restart.
+    pub wait_for: Vec<IpAddr>,
+    /// The N bit (RFC 8538): keep a neighbor's routes also after a
+    /// NOTIFICATION other than Hard Reset; our Ceases that end a session for
+    /// good (maximum prefixes, shutdown, de-configured, reset) are sent as
+    /// Hard Reset.
+    pub notification: bool,
+    /// How long neighbors should keep our routes as long-lived stale after the
+    /// restart time (RFC 9494, 24 bits of seconds); zero: not at all. The
+    /// long-lived capability is advertised in any case, so we keep theirs.
+    pub long_lived_stale_time: Duration,
+    /// After a neighbor that restarted is back, the longest we wait for its
+    /// End-of-RIB before dropping its routes that it did not send again.
+    pub stale_routes_time: Duration,
+}
+
+impl Default for GracefulRestartConfig {
+    /// Restart time 120 s, helper only, not restarting, selection deferral
+    /// 60 s, N bit, no long-lived retention of our routes, stale routes 360 s.
+    fn default() -> Self {
+        Self {
+            restart_time: Duration::from_secs(120),
+            preserved_forwarding: false,
+            restarting: false,
+            selection_deferral: Duration::from_secs(60),
+            wait_for: Vec::new(),
+            notification: true,
+            long_lived_stale_time: Duration::ZERO,
+            stale_routes_time: Duration::from_secs(360),
         }
     }
 }

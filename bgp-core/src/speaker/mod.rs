@@ -25,6 +25,7 @@
 //! ```
 
 mod config;
+mod graceful;
 mod gshut;
 mod interface;
 mod neighbor;
@@ -43,7 +44,9 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-pub use config::{BGP_PORT, DynamicRange, MaxPrefixes, NeighborConfig, SpeakerConfig};
+pub use config::{
+    BGP_PORT, DynamicRange, GracefulRestartConfig, MaxPrefixes, NeighborConfig, SpeakerConfig,
+};
 pub use interface::InterfaceNeighbor;
 use types::RejectKind;
 pub use types::{
@@ -186,6 +189,7 @@ impl Speaker {
             kind: SourceKind::Local,
         };
         let metrics = Arc::new(Metrics::default());
+        let gr = graceful::Graceful::new(config.graceful_restart.as_ref());
         let state = SpeakerTask {
             metrics: Arc::clone(&metrics),
             rib: Rib::new(config.best_path, local),
@@ -201,6 +205,7 @@ impl Speaker {
             graceful_shutdown: false,
             interfaces: HashMap::new(),
             commands: commands.downgrade(),
+            gr,
         };
         tokio::spawn(state.run(command_rx, from_neighbors_rx, accept_rx));
         Ok(SpeakerHandle {
@@ -505,6 +510,9 @@ struct SpeakerTask {
     interfaces: HashMap<String, interface::Interface>,
     /// The speaker's own command queue, for tasks that report to it.
     commands: mpsc::WeakSender<Command>,
+    /// Graceful restart: routes kept for restarting neighbors, and our own
+    /// restart's deferral.
+    gr: graceful::Graceful,
 }
 
 fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
@@ -528,6 +536,10 @@ fn fsm_config(speaker: &SpeakerConfig, n: &NeighborConfig) -> FsmConfig {
     if n.extended_next_hop && n.families.contains(&AfiSafi::IPV4_UNICAST) {
         c.capabilities
             .push(crate::unnumbered::extended_next_hop_capability());
+    }
+    if let Some(gr) = &speaker.graceful_restart {
+        c.capabilities
+            .extend(graceful::capabilities(gr, &n.families));
     }
     c
 }
@@ -561,6 +573,7 @@ impl SpeakerTask {
                         return;
                     }
                 },
+                _ = graceful::sleep(self.gr.next_deadline()) => self.gr_tick(),
                 Some(e) = from_neighbors.recv() => self.neighbor_event(e),
                 Some((stream, addr)) = accepted.recv() => self.accept(stream, addr).await,
             }
@@ -1024,6 +1037,7 @@ impl SpeakerTask {
         if soft {
             self.reimport::<Ipv4Net>(id);
             self.reimport::<Ipv6Net>(id);
+            self.gr_after_reimport(id);
         } else if refresh {
             for f in families {
                 let _ = n.control.send(Control::AskRefresh(f)).await;
@@ -1082,6 +1096,7 @@ impl SpeakerTask {
                 local,
             } => self.established(peer, negotiated, local),
             FromNeighbor::Down { peer, reason } => {
+                let kept = self.gr_session_down(peer, &reason);
                 if let Some(n) = self.neighbors.get_mut(&peer) {
                     n.last_error = Some(match &reason {
                         DownReason::Stopped(n) => format!("stopped: {n}"),
@@ -1090,14 +1105,18 @@ impl SpeakerTask {
                         DownReason::ConnectionLost => "connection lost".into(),
                     });
                     n.session = None;
-                    n.adj_in = AdjIn::default();
+                    if !kept {
+                        n.adj_in = AdjIn::default();
+                        n.counters.accepted = 0;
+                        n.accepted_by_family = [0; 2];
+                    }
                     n.adj_out = AdjOut::default();
-                    n.counters.accepted = 0;
-                    n.accepted_by_family = [0; 2];
                     n.counters.advertised = 0;
                     n.export_cache = None;
                 }
-                self.withdraw_peer(peer);
+                if !kept {
+                    self.withdraw_peer(peer);
+                }
             }
             FromNeighbor::Update { peer, update } => self.update(peer, update),
             FromNeighbor::RouteRefresh { peer, refresh } => self.refresh(peer, refresh),
@@ -1131,7 +1150,6 @@ impl SpeakerTask {
                 },
             },
         );
-        let families = negotiated.families.clone();
         // The state change itself is reported after this event.
         n.state = State::Established;
         n.since = Instant::now();
@@ -1146,11 +1164,21 @@ impl SpeakerTask {
                 if no_import { "accepted" } else { "advertised" },
             );
         }
+        if self.gr_session_up(peer) {
+            return; // a restart defers the initial routes
+        }
+        self.send_initial(peer);
+    }
+
+    /// A session's initial routes, then End-of-RIB for each family.
+    fn send_initial(&mut self, peer: PeerId) {
         self.reexport_all::<Ipv4Net>(peer);
         self.reexport_all::<Ipv6Net>(peer);
-        if let Some(n) = self.neighbors.get(&peer) {
+        if let Some(n) = self.neighbors.get(&peer)
+            && let Some(s) = &n.session
+        {
             let mut q = n.outq.lock();
-            for f in families {
+            for &f in &s.negotiated.families {
                 let eor = Update::end_of_rib(f);
                 q.after.push(Message::Update(eor));
             }
@@ -1160,6 +1188,7 @@ impl SpeakerTask {
     }
 
     fn withdraw_peer(&mut self, peer: PeerId) {
+        self.gr_forget(peer);
         let mut c4 = Vec::new();
         self.rib.withdraw_peer::<Ipv4Net>(peer, &mut c4);
         let mut c6 = Vec::new();
@@ -1169,8 +1198,10 @@ impl SpeakerTask {
     }
 
     fn refresh(&mut self, peer: PeerId, refresh: RouteRefresh) {
-        if refresh.subtype != RouteRefreshSubtype::Request {
-            return; // BoRR/EoRR from the peer: nothing to track without stale marking.
+        if refresh.subtype != RouteRefreshSubtype::Request || self.gr.deferring() {
+            // BoRR/EoRR from the peer: nothing to track without stale marking.
+            // While a restart defers selection, the routes come anyway.
+            return;
         }
         let Some(n) = self.neighbors.get(&peer) else {
             return;
@@ -1223,6 +1254,8 @@ impl SpeakerTask {
     }
 
     fn update(&mut self, peer: PeerId, update: Update) {
+        let end_of_rib = update.end_of_rib_family();
+        self.gr_refresh(peer, &update);
         let Some(n) = self.neighbors.get_mut(&peer) else {
             return;
         };
@@ -1271,6 +1304,9 @@ impl SpeakerTask {
         self.propagate(c6);
         self.sync_metrics(peer);
         self.check_max_prefixes(peer);
+        if let Some(family) = end_of_rib {
+            self.gr_end_of_rib(peer, family);
+        }
     }
 
     /// Copies a neighbor's counters into its metrics.
@@ -1583,6 +1619,13 @@ impl SpeakerTask {
         if changes.is_empty() {
             return;
         }
+        if self.gr.deferring() {
+            // While a restart defers selection, the whole table is reported
+            // and exported when it ends.
+            drop(changes);
+            self.rib.maybe_collect_garbage();
+            return;
+        }
         if self.events.receiver_count() > 0 {
             for c in &changes {
                 let _ = self.events.send(Event::Route {
@@ -1622,7 +1665,7 @@ impl SpeakerTask {
         let Some(n) = self.neighbors.get_mut(&id) else {
             return;
         };
-        if !n.established_for(P::FAMILY) {
+        if !n.established_for(P::FAMILY) || self.gr.deferring() {
             return;
         }
         let mut old = std::mem::take(P::out(&mut n.adj_out));
@@ -1730,6 +1773,14 @@ impl SpeakerTask {
                     || communities.contains(&Community::NO_EXPORT_SUBCONFED)))
         {
             return None;
+        }
+        if communities.contains(&Community::LLGR_STALE)
+            && !graceful::long_lived_negotiated(
+                self.config.graceful_restart.as_ref(),
+                &session.negotiated.remote_open.capabilities,
+            )
+        {
+            return None; // RFC 9494 section 4.5
         }
         if to_external && n.config.export.is_none() {
             if self.warned_8212.insert((id, false)) {

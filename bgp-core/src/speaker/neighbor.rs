@@ -83,6 +83,8 @@ pub(crate) enum Control {
     Cease(Notification, Option<Duration>),
     /// Ask the peer to send its routes of a family again.
     AskRefresh(crate::wire::AfiSafi),
+    /// New session settings (capabilities), for the next connection.
+    Configure(Box<crate::fsm::FsmConfig>),
 }
 
 struct Conn {
@@ -312,6 +314,9 @@ pub(crate) struct NeighborTask {
     stopping: bool,
     metrics: Arc<Metrics>,
     labels: NeighborLabels,
+    /// Both OPENs of this connection set the N bit of graceful restart:
+    /// final Ceases go as Hard Reset (RFC 8538).
+    hard_reset: bool,
 }
 
 enum Wake {
@@ -365,6 +370,7 @@ impl NeighborTask {
             stopping: false,
             metrics: links.metrics,
             labels: links.labels,
+            hard_reset: false,
         }
     }
 
@@ -586,6 +592,7 @@ impl NeighborTask {
                     }
                 }
             }
+            Control::Configure(config) => self.fsm.set_config(*config),
         }
     }
 
@@ -700,6 +707,12 @@ impl NeighborTask {
                     }
                 }
                 Output::Send(m) => {
+                    let m = match m {
+                        Message::Notification(n) if self.hard_reset => {
+                            Message::Notification(super::graceful::with_hard_reset(n))
+                        }
+                        m => m,
+                    };
                     self.metrics.message(&self.labels, m.kind(), true, 1);
                     let ctx = self.tx_context();
                     if let Message::Notification(n) = &m {
@@ -725,6 +738,13 @@ impl NeighborTask {
                 Output::StopTimer(timer) => self.timers[timer_index(timer)] = None,
                 Output::StateChanged { from, to } => {
                     info!(peer = %self.config.address, "{from} -> {to}");
+                    // From the exchange of OPENs on.
+                    self.hard_reset = self.fsm.negotiated().is_some_and(|n| {
+                        super::graceful::notification_negotiated(
+                            &self.fsm.config().capabilities,
+                            &n.remote_open.capabilities,
+                        )
+                    });
                     self.send(FromNeighbor::State {
                         peer: self.id,
                         from,

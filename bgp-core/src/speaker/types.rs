@@ -154,6 +154,10 @@ pub struct NeighborCounters {
     pub advertised: u64,
     /// UPDATE messages received.
     pub updates_in: u64,
+    /// Prefixes kept stale by graceful restart: the session went down (or
+    /// came back) and the neighbor has not sent them again yet. Included in
+    /// `accepted`.
+    pub stale: u64,
 }
 
 /// The state of one neighbor, as `show bgp neighbors` would print it.
