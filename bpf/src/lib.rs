@@ -1,3 +1,7 @@
 //! The tc-eBPF router (`router.c`) and the aya loader that attaches it.
-//!
-//! Issue [6/8] brings the program; this crate holds its place in the workspace.
+
+pub mod counters;
+pub mod router;
+
+pub use counters::{Counters, Outcome};
+pub use router::{AttachMode, Attachment, BpfError, Hook, Router, TestRunOutput};
