@@ -1,0 +1,520 @@
+//! Forwarding throughput of a router namespace: the kernel's forward path
+//! (conntrack plus an nftables ruleset) against the tc-eBPF router, in one run.
+//!
+//! ```text
+//! client c0 --veth-- r1 [router: forwarding, conntrack, nft] r2 --veth-- s0 server
+//! ```
+//!
+//! The client writes prebuilt Ethernet frames (UDP over IPv4, `--flows`
+//! source ports) with `sendmmsg` on an `AF_PACKET` socket, so no client IP
+//! stack sits in the measurement. What counts is what the router forwarded:
+//! the packets r2 transmitted (its `tx_packets`), per second. Behind r2,
+//! `--sink udp` (default) has the server receive them on a UDP socket
+//! (`recvmmsg` on CPU 1); `--sink l2` addresses them to a MAC the server does
+//! not have, so it discards them on arrival and the figure is the router's
+//! alone. The generator is pinned to CPU 0; on veth, the router's work (and
+//! the server's receive) runs in the sender's softirq on that CPU. The same
+//! nftables ruleset is loaded in both modes; with the program attached the
+//! packets never reach it. Rounds alternate kernel / eBPF so that machine
+//! noise falls on both alike.
+//!
+//! Run as root: `cargo run --release -p podpeer-bpf --example forward-bench`.
+
+use std::fs::File;
+use std::io::IoSlice;
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use interop_tests::{Netns, veth};
+use nix::sched::{CloneFlags, CpuSet, sched_setaffinity, setns};
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, MultiHeaders, SockFlag, SockProtocol, SockType, SockaddrLike,
+    SockaddrStorage, bind, recvmmsg, sendmmsg, setsockopt, socket, sockopt,
+};
+use nix::unistd::Pid;
+use podpeer_bpf::{Outcome, Router};
+
+#[derive(Parser)]
+#[command(about = "Kernel forwarding (conntrack + nftables) vs the tc-eBPF router")]
+struct Args {
+    /// Seconds measured per run (after one second of warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Runs per mode and frame size (alternating kernel, eBPF).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Ethernet frame sizes without FCS (60 is a minimum 64-byte frame).
+    #[arg(long, value_delimiter = ',', default_value = "60,1514")]
+    sizes: Vec<usize>,
+    /// UDP flows (source ports).
+    #[arg(long, default_value_t = 64)]
+    flows: u16,
+    /// Frames per sendmmsg call.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// What the server does with the packets: `udp` (a socket receives
+    /// them) or `l2` (discarded on arrival, not addressed to its MAC).
+    #[arg(long, value_enum, default_value_t = Sink::Udp)]
+    sink: Sink,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum Sink {
+    Udp,
+    L2,
+}
+
+const CLIENT_MAC: [u8; 6] = [0x02, 0xbe, 0, 0, 0, 0x01];
+const R1_MAC: [u8; 6] = [0x02, 0xbe, 0, 0, 0, 0x02];
+const R2_MAC: [u8; 6] = [0x02, 0xbe, 0, 0, 0, 0x03];
+const SERVER_MAC: [u8; 6] = [0x02, 0xbe, 0, 0, 0, 0x04];
+/// Nobody's: frames the router sends here are dropped by the server's NIC
+/// logic (`PACKET_OTHERHOST`) before IP sees them.
+const NOBODY_MAC: [u8; 6] = [0x02, 0xbe, 0, 0, 0, 0x99];
+const CLIENT: [u8; 4] = [10, 20, 1, 2];
+const SERVER: [u8; 4] = [10, 20, 2, 2];
+const SINK_PORT: u16 = 9;
+
+/// A ruleset of the usual shape: established first, then a few rules, and
+/// the benchmark's flows accepted as new by the last one (one-way UDP never
+/// becomes established, so every packet walks the chain).
+const RULESET: &str = r#"
+table inet bench {
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        ct state invalid drop
+        iifname "r2" oifname "r1" accept
+        meta l4proto icmp accept
+        tcp dport { 22, 80, 443 } accept
+        ip daddr 10.20.2.2 udp dport 9 ct state new accept
+    }
+}
+"#;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Kernel,
+    Ebpf,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Kernel => "kernel (conntrack + nft)",
+            Mode::Ebpf => "tc-eBPF router",
+        }
+    }
+}
+
+struct Lab {
+    client: Netns,
+    router: Netns,
+    server: Netns,
+}
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl Lab {
+    fn new(sink: Sink) -> Result<Self> {
+        let lab = Self {
+            client: Netns::new("bc")?,
+            router: Netns::new("br")?,
+            server: Netns::new("bs")?,
+        };
+        veth(
+            &lab.client,
+            "c0",
+            &["10.20.1.2/24"],
+            &lab.router,
+            "r1",
+            &["10.20.1.1/24"],
+        )?;
+        veth(
+            &lab.router,
+            "r2",
+            &["10.20.2.1/24"],
+            &lab.server,
+            "s0",
+            &["10.20.2.2/24"],
+        )?;
+        for (ns, dev, m) in [
+            (&lab.client, "c0", CLIENT_MAC),
+            (&lab.router, "r1", R1_MAC),
+            (&lab.router, "r2", R2_MAC),
+            (&lab.server, "s0", SERVER_MAC),
+        ] {
+            ns.ip(&["link", "set", "dev", dev, "address", &mac(m)])?;
+        }
+        lab.router
+            .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        // Fixed neighbors: no ARP during the measurement.
+        let server_mac = match sink {
+            Sink::Udp => SERVER_MAC,
+            Sink::L2 => NOBODY_MAC,
+        };
+        for (addr, m, dev) in [
+            ("10.20.2.2", server_mac, "r2"),
+            ("10.20.1.2", CLIENT_MAC, "r1"),
+        ] {
+            let m = mac(m);
+            lab.router.ip(&[
+                "neigh",
+                "replace",
+                addr,
+                "lladdr",
+                &m,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ])?;
+        }
+        let mut nft = lab.router.command("nft");
+        nft.args(["-f", "-"]);
+        run_with_stdin(nft, RULESET)?;
+        Ok(lab)
+    }
+
+    /// Packets the router sent out toward the server.
+    fn forwarded(&self) -> Result<u64> {
+        let n = self
+            .router
+            .exec(&["cat", "/sys/class/net/r2/statistics/tx_packets"])?;
+        Ok(n.trim().parse()?)
+    }
+
+    fn conntrack_entries(&self) -> Result<u64> {
+        let n = self
+            .router
+            .exec(&["cat", "/proc/sys/net/netfilter/nf_conntrack_count"])?;
+        Ok(n.trim().parse()?)
+    }
+}
+
+fn run_with_stdin(mut cmd: std::process::Command, input: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .context("nft")?;
+    child
+        .stdin
+        .take()
+        .context("nft stdin")?
+        .write_all(input.as_bytes())?;
+    if !child.wait()?.success() {
+        bail!("nft -f failed");
+    }
+    Ok(())
+}
+
+/// Moves the calling thread into `ns` and onto `cpu`.
+fn enter(ns: &Netns, cpu: usize) -> Result<()> {
+    setns(File::open(ns.path())?, CloneFlags::CLONE_NEWNET)?;
+    let mut set = CpuSet::new();
+    set.set(cpu % num_cpus())?;
+    sched_setaffinity(Pid::from_raw(0), &set)?;
+    Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// One frame per flow: Ethernet + IPv4 + UDP to the sink, `size` bytes.
+fn frames(size: usize, flows: u16) -> Vec<Vec<u8>> {
+    let size = size.max(14 + 20 + 8);
+    (0..flows)
+        .map(|flow| {
+            let ip_len = size - 14;
+            let mut f = Vec::with_capacity(size);
+            f.extend_from_slice(&R1_MAC);
+            f.extend_from_slice(&CLIENT_MAC);
+            f.extend_from_slice(&[0x08, 0x00]);
+            let mut ip = vec![0x45, 0];
+            ip.extend_from_slice(&(ip_len as u16).to_be_bytes());
+            ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+            ip.extend_from_slice(&CLIENT);
+            ip.extend_from_slice(&SERVER);
+            let c = checksum(&ip);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(&ip);
+            f.extend_from_slice(&(10_000 + flow).to_be_bytes());
+            f.extend_from_slice(&SINK_PORT.to_be_bytes());
+            f.extend_from_slice(&((ip_len - 20) as u16).to_be_bytes());
+            f.extend_from_slice(&[0, 0]);
+            f.resize(size, 0x5a);
+            f
+        })
+        .collect()
+}
+
+/// Sends `frames` round-robin on c0 until `stop`; returns frames sent.
+fn generate(lab: &Lab, frames: &[Vec<u8>], batch: usize, stop: &AtomicBool) -> Result<u64> {
+    enter(&lab.client, 0)?;
+    let link = nix::ifaddrs::getifaddrs()?
+        .find(|a| {
+            a.interface_name == "c0"
+                && a.address
+                    .as_ref()
+                    .is_some_and(|s| s.family() == Some(AddressFamily::Packet))
+        })
+        .and_then(|a| a.address)
+        .context("c0 has no link-level address")?;
+    let link = *link.as_link_addr().context("not a link address")?;
+    // Protocol 0: this socket only sends, it never receives a copy.
+    let fd = socket(
+        AddressFamily::Packet,
+        SockType::Raw,
+        SockFlag::empty(),
+        None::<SockProtocol>,
+    )?;
+    bind(fd.as_raw_fd(), &link)?;
+    let iovs: Vec<[IoSlice<'_>; 1]> = frames
+        .iter()
+        .cycle()
+        .take(batch.max(1) * frames.len().max(1))
+        .map(|f| [IoSlice::new(f)])
+        .collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch, None);
+    let addrs = vec![None; batch];
+    let mut sent = 0u64;
+    let mut start = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let chunk = &iovs[start..start + batch];
+        start = (start + batch) % (iovs.len() - batch + 1);
+        match sendmmsg(
+            fd.as_raw_fd(),
+            &mut headers,
+            chunk,
+            &addrs,
+            [],
+            MsgFlags::empty(),
+        ) {
+            Ok(r) => sent += r.count() as u64,
+            Err(nix::errno::Errno::ENOBUFS) => std::thread::yield_now(),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(sent)
+}
+
+/// Counts datagrams on the sink port until `stop`.
+fn sink(lab: &Lab, received: &AtomicU64, stop: &AtomicBool, ready: &AtomicBool) -> Result<()> {
+    enter(&lab.server, 1)?;
+    let sock = UdpSocket::bind(("0.0.0.0", SINK_PORT))?;
+    setsockopt(&sock, sockopt::RcvBuf, &(16 << 20))?;
+    sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+    const BATCH: usize = 64;
+    let mut bufs = vec![[0u8; 2048]; BATCH];
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    ready.store(true, Ordering::Release);
+    while !stop.load(Ordering::Relaxed) {
+        let mut iovs: Vec<[std::io::IoSliceMut<'_>; 1]> = bufs
+            .iter_mut()
+            .map(|b| [std::io::IoSliceMut::new(b)])
+            .collect();
+        match recvmmsg(
+            sock.as_raw_fd(),
+            &mut headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        ) {
+            Ok(r) => {
+                received.fetch_add(r.count() as u64, Ordering::Relaxed);
+            }
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+struct Sample {
+    /// Forwarded by the router (r2 transmitted), per second.
+    pps: f64,
+    /// Written by the generator, per second.
+    sent_pps: f64,
+    /// Received by the server's socket, per second (`--sink udp`).
+    received_pps: Option<f64>,
+}
+
+fn measure(lab: &Lab, args: &Args, size: usize) -> Result<Sample> {
+    let frames = frames(size, args.flows);
+    let stop = AtomicBool::new(false);
+    let ready = AtomicBool::new(args.sink == Sink::L2);
+    let received = AtomicU64::new(0);
+    std::thread::scope(|s| -> Result<Sample> {
+        let sink =
+            (args.sink == Sink::Udp).then(|| s.spawn(|| sink(lab, &received, &stop, &ready)));
+        while !ready.load(Ordering::Acquire) {
+            if sink.as_ref().is_some_and(|t| t.is_finished()) {
+                bail!("the sink stopped before it started");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let started = Instant::now();
+        let generator = s.spawn(|| generate(lab, &frames, args.batch, &stop));
+        std::thread::sleep(Duration::from_secs(1));
+        let (t0, f0, r0) = (
+            Instant::now(),
+            lab.forwarded()?,
+            received.load(Ordering::Relaxed),
+        );
+        std::thread::sleep(Duration::from_secs(args.seconds));
+        let (t1, f1, r1) = (
+            Instant::now(),
+            lab.forwarded()?,
+            received.load(Ordering::Relaxed),
+        );
+        stop.store(true, Ordering::Relaxed);
+        let sent = generator
+            .join()
+            .map_err(|_| anyhow::anyhow!("generator panicked"))??;
+        let total = started.elapsed().as_secs_f64();
+        if let Some(sink) = sink {
+            sink.join()
+                .map_err(|_| anyhow::anyhow!("sink panicked"))??;
+        }
+        let secs = (t1 - t0).as_secs_f64();
+        Ok(Sample {
+            pps: f1.saturating_sub(f0) as f64 / secs,
+            sent_pps: sent as f64 / total,
+            received_pps: (args.sink == Sink::Udp).then(|| (r1 - r0) as f64 / secs),
+        })
+    })
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len().max(1) as f64
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!("run as root: it creates network namespaces and loads a BPF program");
+    }
+    let lab = Lab::new(args.sink)?;
+    let mut router = Router::load().context("loading the BPF router")?;
+    println!(
+        "{} CPUs, load average {}; generator on CPU 0{}; {} flows, sendmmsg batches of {}, {} s per run after 1 s warm-up",
+        num_cpus(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split(' ')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        match args.sink {
+            Sink::Udp => ", UDP sink on CPU 1",
+            Sink::L2 => ", server discards at L2",
+        },
+        args.flows,
+        args.batch,
+        args.seconds
+    );
+    println!();
+    println!(
+        "| frame (B) | mode | forwarded Mpps (runs) | Mpps mean | Gbit/s | sent Mpps | received Mpps |"
+    );
+    println!("|---:|---|---|---:|---:|---:|---:|");
+    let mut summary = Vec::new();
+    for &size in &args.sizes {
+        let mut results: Vec<(Mode, Vec<Sample>)> =
+            vec![(Mode::Kernel, Vec::new()), (Mode::Ebpf, Vec::new())];
+        for _ in 0..args.rounds {
+            for (mode, samples) in &mut results {
+                if *mode == Mode::Ebpf {
+                    attach(&lab, &mut router, true)?;
+                }
+                let before = router.counters()?;
+                let sample = measure(&lab, &args, size);
+                if *mode == Mode::Ebpf {
+                    attach(&lab, &mut router, false)?;
+                }
+                let sample = sample?;
+                let d = router.counters()?.since(&before);
+                match mode {
+                    Mode::Ebpf if d.get(Outcome::Redirected) == 0 => {
+                        bail!("the program forwarded nothing: {d:?}")
+                    }
+                    Mode::Kernel if d.total() != 0 => bail!("program still attached"),
+                    Mode::Kernel if lab.conntrack_entries()? == 0 => {
+                        bail!("conntrack saw no flows in kernel mode")
+                    }
+                    _ => {}
+                }
+                samples.push(sample);
+            }
+        }
+        let mut means = Vec::new();
+        for (mode, samples) in &results {
+            let pps: Vec<f64> = samples.iter().map(|s| s.pps).collect();
+            let m = mean(&pps);
+            means.push(m);
+            println!(
+                "| {size} | {} | {} | **{:.3}** | {:.2} | {:.3} | {} |",
+                mode.name(),
+                pps.iter()
+                    .map(|p| format!("{:.3}", p / 1e6))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                m / 1e6,
+                m * size as f64 * 8.0 / 1e9,
+                mean(&samples.iter().map(|s| s.sent_pps).collect::<Vec<_>>()) / 1e6,
+                samples
+                    .iter()
+                    .map(|s| s.received_pps)
+                    .collect::<Option<Vec<_>>>()
+                    .map_or("-".to_owned(), |r| format!("{:.3}", mean(&r) / 1e6)),
+            );
+        }
+        summary.push((size, means[1] / means[0].max(1.0)));
+    }
+    println!();
+    for (size, ratio) in summary {
+        println!("{size}-byte frames: tc-eBPF / kernel = {ratio:.2}x");
+    }
+    Ok(())
+}
+
+/// Attaches to (or detaches from) r1 and r2, from inside the router namespace.
+fn attach(lab: &Lab, router: &mut Router, on: bool) -> Result<()> {
+    std::thread::scope(|s| {
+        s.spawn(move || -> Result<()> {
+            setns(File::open(lab.router.path())?, CloneFlags::CLONE_NEWNET)?;
+            for dev in ["r1", "r2"] {
+                if on {
+                    router.attach(dev)?;
+                } else {
+                    router.detach(dev)?;
+                }
+            }
+            Ok(())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("attach thread panicked"))?
+    })
+}
