@@ -63,6 +63,9 @@ pub struct NodeConfig {
     pub reconcile_after: Duration,
     /// VRFs: name, table, member interfaces.
     pub vrfs: Vec<Vrf>,
+    /// Interfaces the tc-eBPF router is attached to besides the VRFs'
+    /// members (`bpfInterfaces`).
+    pub bpf_interfaces: Vec<String>,
     /// Upstream neighbors.
     pub fabric: Vec<FabricNeighbor>,
     /// Groups of pods that may peer, and what they may announce.
@@ -190,6 +193,30 @@ impl NodeConfig {
     pub fn tables(&self) -> BTreeSet<u32> {
         self.pod_groups.iter().map(|g| g.table).collect()
     }
+
+    /// Every interface the tc-eBPF router goes on: `bpfInterfaces`, then the
+    /// VRFs' members, each once. Empty: the router is not loaded.
+    pub fn bpf_attach_list(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let members = self.vrfs.iter().flat_map(|v| v.interfaces.iter());
+        for name in self.bpf_interfaces.iter().chain(members) {
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
+
+    /// (member, VRF) pairs: packets arriving on a VRF member are looked up
+    /// in the FIB from the VRF device, whose table is the VRF's. Where the
+    /// kernel has no VRF devices there is no such device and the member's
+    /// `ip rule iif` does the same.
+    pub fn bpf_lookup_from(&self) -> Vec<(String, String)> {
+        self.vrfs
+            .iter()
+            .flat_map(|v| v.interfaces.iter().map(|i| (i.clone(), v.name.clone())))
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -207,6 +234,8 @@ struct RawConfig {
     reconcile_after: Option<Scalar>,
     #[serde(default)]
     vrfs: Vec<RawVrf>,
+    #[serde(default)]
+    bpf_interfaces: Vec<String>,
     #[serde(default)]
     fabric: Vec<RawFabric>,
     #[serde(default)]
@@ -459,6 +488,7 @@ impl Validator {
             None => Duration::from_secs(10),
         };
         let vrfs = self.vrfs(raw.vrfs)?;
+        let bpf_interfaces = self.bpf_interfaces(raw.bpf_interfaces)?;
         let fabric = raw
             .fabric
             .into_iter()
@@ -506,6 +536,7 @@ impl Validator {
             forbidden_prefixes,
             reconcile_after,
             vrfs,
+            bpf_interfaces,
             fabric,
             pod_groups,
             graceful_restart,
@@ -594,6 +625,19 @@ impl Validator {
             });
         }
         Ok(out)
+    }
+
+    fn bpf_interfaces(&self, raw: Vec<String>) -> Result<Vec<String>, ConfigError> {
+        for (i, name) in raw.iter().enumerate() {
+            let field = format!("bpfInterfaces[{i}]");
+            if !valid_ifname(name) {
+                return Err(self.err(field, format!("{name:?} is not a valid interface name")));
+            }
+            if let Some(j) = raw[..i].iter().position(|o| o == name) {
+                return Err(self.err(field, format!("{name:?} is already bpfInterfaces[{j}]")));
+            }
+        }
+        Ok(raw)
     }
 
     fn fabric(&self, f: RawFabric, at: &str) -> Result<FabricNeighbor, ConfigError> {
@@ -950,6 +994,39 @@ podGroups:
             Some("lb")
         );
         assert!(c.group_of("10.244.2.7".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn bpf_interfaces_and_vrf_members_make_the_attach_list() {
+        let c = parse(&with(
+            "fabric:\n",
+            "bpfInterfaces: [br.vips, vx.200, eth1]\nfabric:\n",
+        ))
+        .unwrap();
+        assert_eq!(c.bpf_interfaces, vec!["br.vips", "vx.200", "eth1"]);
+        // eth1 is also the VRF's member: once.
+        assert_eq!(c.bpf_attach_list(), vec!["br.vips", "vx.200", "eth1"]);
+        assert_eq!(
+            c.bpf_lookup_from(),
+            vec![("eth1".to_owned(), "vips".to_owned())]
+        );
+        let c = parse("localAs: 65010\nrouterId: 192.0.2.10\n").unwrap();
+        assert!(
+            c.bpf_attach_list().is_empty(),
+            "nothing to attach: not loaded"
+        );
+
+        assert_eq!(
+            error(&with(
+                "fabric:\n",
+                "bpfInterfaces: [eth0, 'a/b']\nfabric:\n"
+            )),
+            format!("bpfInterfaces[1]: \"a/b\" is not a valid interface name ({FILE})")
+        );
+        assert_eq!(
+            error(&with("fabric:\n", "bpfInterfaces: [eth0, eth0]\nfabric:\n")),
+            format!("bpfInterfaces[1]: \"eth0\" is already bpfInterfaces[0] ({FILE})")
+        );
     }
 
     #[test]
