@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::bpf::BpfView;
 use crate::fib::RouteView;
 use crate::status::{LastRejection, PeerView, StatusView};
 
@@ -178,8 +179,72 @@ pub fn render_status(s: &StatusView) -> String {
     };
     let _ = writeln!(out, "FIB: {fib}");
     let _ = writeln!(out, "Rejected: {}", reasons(&s.rejected));
+    if let Some(bpf) = &s.bpf {
+        render_bpf(&mut out, bpf);
+    }
     let _ = writeln!(out, "Ready: {}", if s.ready { "yes" } else { "no" });
     out
+}
+
+/// The tc-eBPF router's lines of `podpeer-node status`.
+fn render_bpf(out: &mut String, bpf: &BpfView) {
+    if bpf.state != "loaded" {
+        let _ = writeln!(
+            out,
+            "eBPF router: NOT LOADED ({}); forwarding takes the kernel path",
+            bpf.error.as_deref().unwrap_or("no reason given")
+        );
+        return;
+    }
+    let on: Vec<String> = bpf
+        .interfaces
+        .iter()
+        .filter(|i| i.attached)
+        .map(|i| format!("{} ({})", i.name, i.hook.as_deref().unwrap_or("?")))
+        .collect();
+    let waiting: Vec<&str> = bpf
+        .interfaces
+        .iter()
+        .filter(|i| !i.attached)
+        .map(|i| i.name.as_str())
+        .collect();
+    let _ = writeln!(
+        out,
+        "eBPF router: on {}{}",
+        if on.is_empty() {
+            "no interface".to_owned()
+        } else {
+            on.join(", ")
+        },
+        if waiting.is_empty() {
+            String::new()
+        } else {
+            format!("; waiting for {}", waiting.join(", "))
+        }
+    );
+    let passed: Vec<String> = bpf
+        .packets
+        .iter()
+        .filter(|(o, n)| o.starts_with("pass_") && **n > 0)
+        .map(|(o, n)| format!("{}={n}", o.trim_start_matches("pass_")))
+        .collect();
+    let _ = writeln!(
+        out,
+        "eBPF packets: forwarded {} (redirected {}, via neighbor resolution {}), passed to the kernel {}{}",
+        bpf.forwarded(),
+        bpf.packets.get("redirected").copied().unwrap_or(0),
+        bpf.packets.get("redirected_neigh").copied().unwrap_or(0),
+        bpf.packets
+            .iter()
+            .filter(|(o, _)| o.starts_with("pass_"))
+            .map(|(_, n)| n)
+            .sum::<u64>(),
+        if passed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", passed.join(" "))
+        }
+    );
 }
 
 /// `podpeer-node peers`.
@@ -339,6 +404,38 @@ mod tests {
              Rejected: forbidden=1 next-hop=2\n\
              Ready: no\n"
         );
+    }
+
+    #[test]
+    fn status_shows_the_bpf_router() {
+        let with_bpf = STATUS.trim_end_matches('}').to_owned()
+            + r#","bpf":{"state":"loaded","error":null,
+              "interfaces":[{"name":"eth1","attached":true,"ifindex":3,"hook":"tcx"},
+                            {"name":"vx.200","attached":false,"ifindex":null,"hook":null}],
+              "packets":{"redirected":100,"redirected_neigh":2,"pass_local":7,"pass_ttl":1,"pass_frag":0}}}"#;
+        let s: StatusView = parse("/status", &with_bpf).unwrap();
+        let text = render_status(&s);
+        assert!(
+            text.contains("eBPF router: on eth1 (tcx); waiting for vx.200\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "eBPF packets: forwarded 102 (redirected 100, via neighbor resolution 2), \
+                 passed to the kernel 8 (local=7 ttl=1)\n"
+            ),
+            "{text}"
+        );
+
+        let failed = STATUS.trim_end_matches('}').to_owned()
+            + r#","bpf":{"state":"notLoaded","error":"Operation not permitted","interfaces":[],"packets":{}}}"#;
+        let s: StatusView = parse("/status", &failed).unwrap();
+        assert!(render_status(&s).contains(
+            "eBPF router: NOT LOADED (Operation not permitted); forwarding takes the kernel path\n"
+        ));
+        // A daemon without the router says nothing about it.
+        let s: StatusView = parse("/status", STATUS).unwrap();
+        assert!(!render_status(&s).contains("eBPF"));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! the FIB loop stops first (so the sessions closing do not remove any route:
 //! the next start reconciles them); then, with graceful restart, the process
 //! just ends (no NOTIFICATION: neighbors keep our routes for the restart
-//! time, RFC 4724), without it every session gets a Cease.
+//! time, RFC 4724), without it every session gets a Cease. Last, the tc-eBPF
+//! router (loaded after the VRFs, when configured) is detached.
 //!
 //! Graceful restart: the kernel routes stay across a restart, so the speaker
 //! advertises preserved forwarding; when routes of an earlier run are found
@@ -31,6 +32,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use crate::bpf::NodeBpf;
 use crate::config::NodeConfig;
 use crate::fib::{FibState, RouteView, Write};
 use crate::guard;
@@ -68,6 +70,8 @@ pub struct App {
     pub reconciled: AtomicBool,
     /// When the FIB loop last went round (ms since the epoch).
     pub heartbeat: AtomicU64,
+    /// The tc-eBPF router, when interfaces are configured for it.
+    pub bpf: Option<Arc<NodeBpf>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -189,6 +193,7 @@ impl App {
             fib_reconciled: self.reconciled.load(Ordering::Relaxed),
             reconcile_holding: fib.holding(),
             ready,
+            bpf: self.bpf.as_ref().map(|b| b.view()),
         })
     }
 
@@ -303,6 +308,13 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         }
     }
 
+    // The tc-eBPF router on its interfaces (or an error in the log).
+    let (bpf_stop, bpf_stopped) = watch::channel(false);
+    let (bpf, bpf_task) = match NodeBpf::start(&config, bpf_stopped) {
+        Some((bpf, task)) => (Some(bpf), task),
+        None => (None, None),
+    };
+
     // The routes an earlier run left: whether this start is a restart.
     let earlier = netlink.our_routes().await.map_err(|e| e.to_string());
 
@@ -330,6 +342,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     speaker.metrics().register(&mut registry);
     metrics.register(&mut registry);
+    if let Some(bpf) = &bpf {
+        registry.register_collector(Box::new(bpf.collector()));
+    }
     let app = Arc::new(App {
         config: Arc::clone(&config),
         speaker: speaker.clone(),
@@ -340,6 +355,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         listening: AtomicBool::new(true),
         reconciled: AtomicBool::new(false),
         heartbeat: AtomicU64::new(now_ms()),
+        bpf,
     });
 
     // HTTP first, so health is visible during the start.
@@ -408,6 +424,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             speaker.shutdown(Some("podpeer-node shutting down".into())),
         )
         .await;
+    }
+    // Last, so forwarding goes on while the sessions close.
+    let _ = bpf_stop.send(true);
+    if let Some(task) = bpf_task {
+        let _ = task.await;
     }
     info!("stopped");
     Ok(())

@@ -10,6 +10,7 @@
 //! - [`config`]: the YAML file and its validation;
 //! - [`guard`]: configuration to bgp-core import guards, route maps, ranges;
 //! - [`fib`]: the FIB state machine (events in, kernel writes out), pure;
+//! - [`bpf`]: the tc-eBPF router on `bpfInterfaces` and the VRFs' members;
 //! - [`daemon`]: the wiring, FIB loop, reconcile on start, shutdown;
 //! - [`http`]: `/status`, `/peers`, `/routes`, `/metrics`, `/healthz`, `/readyz`;
 //! - [`status`]: what those report, and the node's metrics;
@@ -17,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bpf;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -14,6 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
+use crate::bpf::BpfView;
+
 /// `/status`: the node at a glance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -44,6 +46,9 @@ pub struct StatusView {
     pub reconcile_holding: bool,
     /// What `/readyz` says.
     pub ready: bool,
+    /// The tc-eBPF router, when interfaces are configured for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<BpfView>,
 }
 
 /// One entry of `/peers`.
