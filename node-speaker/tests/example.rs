@@ -18,6 +18,7 @@ fn the_example_configuration_is_valid() {
     assert_eq!(lb.max_prefixes, Some(16));
     assert_eq!(lb.allowed_prefixes.len(), 2);
     assert_eq!(config.forbidden_prefixes.len(), 5);
+    assert_eq!(config.bpf_attach_list(), vec!["br.vips", "eth1"]);
 }
 
 #[test]
