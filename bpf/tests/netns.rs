@@ -395,3 +395,90 @@ fn an_interface_deleted_and_recreated_gets_the_program_back() {
     assert!(lab.tcp(format!("{SERVER4}:7004").parse().unwrap()));
     assert!(running.counters().since(&before).forwarded() >= 4);
 }
+
+/// An 802.1Q-tagged frame on the wire: the kernel moves the tag into the skb
+/// before tc sees it (`vlan_present`), the program routes the packet and
+/// sends it on untagged.
+#[test]
+fn a_vlan_tagged_frame_is_forwarded_untagged() {
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, SockFlag, SockType, SockaddrLike, bind, send, socket,
+    };
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+
+    skip_unless_runnable!(BINARIES);
+    let lab = Lab::new();
+    let r1_mac: Vec<u8> = lab
+        .router
+        .exec(&["cat", "/sys/class/net/r1/address"])
+        .unwrap()
+        .trim()
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    let running = Running::start(&lab.router, AttachMode::Auto, &["r1", "r2"]);
+    assert!(lab.pings(SERVER4), "neighbors known both ways");
+
+    let server = in_netns(&lab.server, || {
+        let s = UdpSocket::bind("10.10.2.2:7005").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s
+    });
+
+    // Ethernet, tag (VLAN 100), IPv4 UDP 10.10.1.2 -> 10.10.2.2:7005.
+    let payload = b"tagged";
+    let mut ip = vec![
+        0x45,
+        0,
+        0,
+        (20 + 8 + payload.len()) as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ];
+    ip.extend_from_slice(&[10, 10, 1, 2, 10, 10, 2, 2]);
+    let sum = ip
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum::<u32>();
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip.extend_from_slice(&[0x9c, 0x40, 0x1b, 0x5d, 0, (8 + payload.len()) as u8, 0, 0]);
+    ip.extend_from_slice(payload);
+    let mut frame = r1_mac;
+    frame.extend_from_slice(&[
+        0x02, 0, 0, 0, 0x0a, 0x99, 0x81, 0x00, 0x00, 0x64, 0x08, 0x00,
+    ]);
+    frame.extend_from_slice(&ip);
+
+    let before = running.counters();
+    in_netns(&lab.client, || {
+        let link = nix::ifaddrs::getifaddrs()
+            .unwrap()
+            .filter(|a| a.interface_name == "c0")
+            .filter_map(|a| a.address)
+            .find(|a| a.family() == Some(AddressFamily::Packet))
+            .unwrap();
+        let fd = socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        bind(fd.as_raw_fd(), link.as_link_addr().unwrap()).unwrap();
+        send(fd.as_raw_fd(), &frame, MsgFlags::empty()).unwrap();
+    });
+    let mut buf = [0u8; 64];
+    let (n, from) = server.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], payload);
+    assert_eq!(from.ip().to_string(), "10.10.1.2");
+    let d = running.counters().since(&before);
+    assert_eq!(d.forwarded(), 1, "{d:?}");
+}
