@@ -148,8 +148,11 @@ pub const TC_ACT_REDIRECT: i32 = 7;
 /// `TC_ACT_UNSPEC`: the program passed the packet on unchanged.
 pub const TC_ACT_UNSPEC: i32 = -1;
 
-/// The router program, loaded once, attached wherever it is asked to be.
-/// Dropping it detaches everything.
+/// The router program, loaded once, attached wherever it is asked to be;
+/// every attachment shares its maps. Dropping it detaches everything: TCX
+/// links go with their file descriptors anywhere, but clsact filters are
+/// removed by interface index in the dropping thread's namespace, so drop it
+/// (or [`Router::detach_all`]) where it was attached.
 pub struct Router {
     ebpf: Ebpf,
     mode: AttachMode,
