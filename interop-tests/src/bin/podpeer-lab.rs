@@ -208,12 +208,24 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<()> {
         "The client sends {} HTTP requests to {VIP}",
         args.requests
     ))?;
+    let before = bpf_forwarded(&lab);
     let answers = lab.client_requests(args.requests)?;
     for (pod, n) in &answers {
         println!("      {pod:>5} answered {n:>3}");
     }
     if answers.len() < 2 {
         return Err("the requests did not spread over the pods".into());
+    }
+    match (before, bpf_forwarded(&lab)) {
+        (Some(b), Some(a)) if a > b => println!(
+            "      the node's tc-eBPF router forwarded {} of their packets from the fabric \
+             interface to the pods, past netfilter and conntrack",
+            a - b
+        ),
+        (Some(_), Some(_)) => {
+            return Err("the node's tc-eBPF router forwarded none of the requests".into());
+        }
+        _ => println!("      (the node's tc-eBPF router is not loaded: the kernel forwarded them)"),
     }
 
     let victim = 1;
@@ -262,6 +274,18 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<()> {
     }
     println!("\nstopping: removing the namespaces");
     Ok(())
+}
+
+/// Packets the node's tc-eBPF router redirected so far, when it is loaded.
+fn bpf_forwarded(lab: &PodLab) -> Option<u64> {
+    let out = lab.node_cli(&["status", "--json"]).ok()?;
+    let status: serde_json::Value = serde_json::from_str(&out).ok()?;
+    let bpf = &status["bpf"];
+    if bpf["state"] != "loaded" {
+        return None;
+    }
+    let p = &bpf["packets"];
+    Some(p["redirected"].as_u64()? + p["redirected_neigh"].as_u64()?)
 }
 
 fn describe_rejection(peer: &serde_json::Value) -> String {
