@@ -341,8 +341,10 @@ async fn route_refresh_both_ways() {
     // We ask FRR: one ROUTE-REFRESH per family. FRR 8.4 takes them but
     // answers a peer that has enhanced route refresh only after it has sent
     // that peer an End-of-RIB, which it sends only to peers with the graceful
-    // restart capability (bgp-core has none): the answer never comes (fixed in
-    // later FRR). So only the request is checked here.
+    // restart capability: without it (this speaker is configured without
+    // graceful restart) the answer never comes (fixed in later FRR), so only
+    // the request is checked here. With graceful restart configured FRR
+    // answers; tests/graceful_restart.rs checks that.
     ours::wait_route(&us, "203.0.113.0/24").await;
     ours::wait_route(&us, "2001:db8:200::/48").await;
     let n0 = frr.neighbor(&me).unwrap();
