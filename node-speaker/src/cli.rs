@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use podpeer_host::text::table;
+
 use crate::bpf::BpfView;
 use crate::fib::RouteView;
 use crate::status::{LastRejection, PeerView, StatusView};
@@ -110,34 +112,6 @@ fn last_rejection(l: &LastRejection, now: u64) -> String {
         l.reason,
         age(now.saturating_sub(l.at_unix))
     )
-}
-
-/// Lays out rows in columns two spaces apart; the last column is not padded.
-fn table(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            if c + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 /// `podpeer-node status`.
