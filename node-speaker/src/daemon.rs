@@ -41,8 +41,9 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(10);
 
 /// What the daemon shares between its tasks and the HTTP server.
 pub struct App {
-    /// The configuration.
-    pub config: Arc<NodeConfig>,
+    /// The configuration (swapped at run time by a peer source; see
+    /// [`App::config`]).
+    config: std::sync::RwLock<Arc<NodeConfig>>,
     /// The speaker.
     pub speaker: SpeakerHandle,
     /// The FIB state.
@@ -59,7 +60,16 @@ pub struct App {
     pub reconciled: AtomicBool,
     /// When the FIB loop last went round (ms since the epoch).
     pub heartbeat: AtomicU64,
+    /// Why the peer source is not ready (Kubernetes watches not synced, no
+    /// NodeBGPConfig), or `None`.
+    pub source_not_ready: Mutex<Option<String>>,
 }
+
+/// A peer source that keeps the configuration current while the daemon
+/// runs (the Kubernetes one): started once the speaker runs, it returns only
+/// on a failure or when the daemon must restart to apply a change.
+pub type PeerSource =
+    Box<dyn FnOnce(Arc<App>) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -72,6 +82,45 @@ fn now_ms() -> u64 {
 }
 
 impl App {
+    /// An App for `config` and `speaker`, its metrics registered, nothing
+    /// running yet.
+    pub fn new(config: Arc<NodeConfig>, speaker: SpeakerHandle) -> Self {
+        let metrics = NodeMetrics::default();
+        let mut registry = Registry::default();
+        speaker.metrics().register(&mut registry);
+        metrics.register(&mut registry);
+        Self {
+            config: std::sync::RwLock::new(config),
+            speaker,
+            fib: Mutex::new(FibState::new()),
+            rejections: Mutex::new(Rejections::default()),
+            metrics,
+            registry,
+            listening: AtomicBool::new(true),
+            reconciled: AtomicBool::new(false),
+            heartbeat: AtomicU64::new(now_ms()),
+            source_not_ready: Mutex::new(None),
+        }
+    }
+
+    /// The configuration now.
+    pub fn config(&self) -> Arc<NodeConfig> {
+        Arc::clone(
+            &self
+                .config
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Replaces the configuration (the peer source's new pod groups).
+    pub fn set_config(&self, config: Arc<NodeConfig>) {
+        *self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+    }
+
     /// The FIB state, locked.
     pub fn fib(&self) -> MutexGuard<'_, FibState> {
         lock(&self.fib)
@@ -85,11 +134,12 @@ impl App {
     /// What `/peers` shows.
     pub async fn peers(&self) -> anyhow::Result<Vec<PeerView>> {
         let neighbors = self.speaker.neighbors().await?;
+        let config = self.config();
         let rej = lock(&self.rejections);
         Ok(neighbors
             .into_iter()
             .map(|n| {
-                let group = self.config.group_of(n.address).map(|g| g.name.clone());
+                let group = config.group_of(n.address).map(|g| g.name.clone());
                 // The session's own counts; the node's record (kept across
                 // sessions) when the speaker has none.
                 let by_reason = if n.counters.rejected_by_reason.is_empty() {
@@ -135,12 +185,15 @@ impl App {
         if !self.reconciled.load(Ordering::Relaxed) {
             return Some("FIB not reconciled yet".into());
         }
+        if let Some(why) = lock(&self.source_not_ready).clone() {
+            return Some(why);
+        }
         let neighbors = match self.speaker.neighbors().await {
             Ok(n) => n,
             Err(e) => return Some(format!("speaker: {e}")),
         };
         let down: Vec<String> = self
-            .config
+            .config()
             .fabric
             .iter()
             .filter(|f| {
@@ -163,15 +216,16 @@ impl App {
                 .count()
         };
         let ready = self.not_ready().await.is_none();
+        let config = self.config();
         let fib = self.fib();
         Ok(StatusView {
-            local_as: self.config.local_as,
-            router_id: self.config.router_id.to_string(),
+            local_as: config.local_as,
+            router_id: config.router_id.to_string(),
             peers_up: up("pod") + up("fabric"),
             peers_total: peers.len(),
             pods_up: up("pod"),
             fabric_up: up("fabric"),
-            fabric_total: self.config.fabric.len(),
+            fabric_total: config.fabric.len(),
             routes_installed: fib.installed_per_table(),
             routes_pending: fib.pending(),
             rejected: lock(&self.rejections).totals(),
@@ -248,6 +302,12 @@ pub fn provision_plan(config: &NodeConfig, has_vrf: bool) -> Vec<Provision> {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    run_with(config, None).await
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, or until `source` (which then
+/// owns the pod neighbors: no dynamic ranges are added) ends.
+pub async fn run_with(config: NodeConfig, source: Option<PeerSource>) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let netlink = Arc::new(Netlink::connect().context("netlink")?);
 
@@ -275,21 +335,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let speaker = Speaker::start(sc).await.context("starting BGP")?;
     let events = speaker.subscribe();
 
-    let metrics = NodeMetrics::default();
-    let mut registry = Registry::default();
-    speaker.metrics().register(&mut registry);
-    metrics.register(&mut registry);
-    let app = Arc::new(App {
-        config: Arc::clone(&config),
-        speaker: speaker.clone(),
-        fib: Mutex::new(FibState::new()),
-        rejections: Mutex::new(Rejections::default()),
-        metrics,
-        registry,
-        listening: AtomicBool::new(true),
-        reconciled: AtomicBool::new(false),
-        heartbeat: AtomicU64::new(now_ms()),
-    });
+    let app = Arc::new(App::new(Arc::clone(&config), speaker.clone()));
 
     // HTTP first, so health is visible during the start.
     let http = tokio::net::TcpListener::bind(config.http)
@@ -320,7 +366,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("fabric neighbor {}", f.address))?;
     }
-    for r in guard::dynamic_ranges(&config) {
+    for r in guard::dynamic_ranges(&config)
+        .into_iter()
+        .filter(|_| source.is_none())
+    {
         let prefix = r.prefix;
         speaker
             .add_dynamic_range(r)
@@ -335,7 +384,14 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         "podpeer-node running"
     );
 
-    wait_for_signal().await?;
+    let mut source_result = Ok(());
+    match source.map(|s| tokio::spawn(s(Arc::clone(&app)))) {
+        None => wait_for_signal().await?,
+        Some(task) => tokio::select! {
+            r = wait_for_signal() => r?,
+            r = task => source_result = r.map_err(anyhow::Error::from).and_then(|r| r),
+        },
+    }
     info!("shutting down: routes stay in the kernel for the next start");
     let _ = stop_tx.send(true);
     let _ = fib_task.await;
@@ -345,7 +401,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     )
     .await;
     info!("stopped");
-    Ok(())
+    source_result
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -370,8 +426,9 @@ async fn reconcile(app: &App, netlink: &Netlink) {
         }
     };
     let n = found.len();
+    let config = app.config();
     let deletes = app.fib().adopt(found, |table, prefix| {
-        guard::kernel_route_valid(&app.config, table, prefix)
+        guard::kernel_route_valid(&config, table, prefix)
     });
     for d in &deletes {
         let k = d.key();
@@ -380,7 +437,7 @@ async fn reconcile(app: &App, netlink: &Netlink) {
     info!(
         found = n,
         invalid = deletes.len(),
-        keep_for = ?app.config.reconcile_after,
+        keep_for = ?config.reconcile_after,
         "routes of an earlier run"
     );
     if !deletes.is_empty() {
@@ -457,7 +514,7 @@ impl Writer {
                 }
             }
             for table in app
-                .config
+                .config()
                 .tables()
                 .into_iter()
                 .chain(fib.installed_per_table().into_keys())
@@ -507,7 +564,7 @@ async fn fib_loop(
     let mut hold_at = app
         .fib()
         .holding()
-        .then(|| Instant::now() + app.config.reconcile_after);
+        .then(|| Instant::now() + app.config().reconcile_after);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let far = || Instant::now() + Duration::from_secs(3600);
     loop {
@@ -583,7 +640,7 @@ async fn resync(app: &App) {
             fib.reset_desired();
             for e in entries {
                 let n = e.multipath.min(e.paths.len());
-                fib.route(&*app.config, e.prefix, &e.paths[..n]);
+                fib.route(&*app.config(), e.prefix, &e.paths[..n]);
             }
         }
         Err(e) => warn!("cannot read the RIB: {e}"),
@@ -593,7 +650,7 @@ async fn resync(app: &App) {
 fn handle_event(app: &App, e: Event) {
     match e {
         Event::Route { prefix, paths } => {
-            app.fib().route(&*app.config, prefix, &paths);
+            app.fib().route(&*app.config(), prefix, &paths);
         }
         Event::Rejected {
             neighbor,
@@ -602,7 +659,8 @@ fn handle_event(app: &App, e: Event) {
             guard,
         } => rejected(app, neighbor, prefix, &reason, guard.map(|g| g.as_str())),
         Event::NeighborState { neighbor, from, to } => {
-            let group = app.config.group_of(neighbor).map(|g| g.name.as_str());
+            let config = app.config();
+            let group = config.group_of(neighbor).map(|g| g.name.as_str());
             if to == State::Established || from == State::Established {
                 info!(peer = %neighbor, group = group.unwrap_or("fabric"), %from, %to, "session");
             } else {
@@ -614,10 +672,8 @@ fn handle_event(app: &App, e: Event) {
 
 fn rejected(app: &App, peer: IpAddr, prefix: ipnet::IpNet, detail: &str, guard: Option<&str>) {
     let reason = guard.unwrap_or_else(|| other_reason(detail));
-    let group = app
-        .config
-        .group_of(peer)
-        .map_or("fabric", |g| g.name.as_str());
+    let config = app.config();
+    let group = config.group_of(peer).map_or("fabric", |g| g.name.as_str());
     app.metrics
         .rejected
         .get_or_create(&RejectLabels {
@@ -627,7 +683,7 @@ fn rejected(app: &App, peer: IpAddr, prefix: ipnet::IpNet, detail: &str, guard: 
         })
         .inc();
     let log = lock(&app.rejections).record(peer, prefix, reason, detail);
-    if app.config.group_of(peer).is_none() {
+    if config.group_of(peer).is_none() {
         // The fabric: refusals there are ordinary BGP (our own routes sent
         // back, AS loop), not an alarm.
         debug!(%peer, %prefix, reason, "route from the fabric refused: {detail}");
