@@ -221,7 +221,7 @@ impl Source {
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
                 _ = tick.tick() => {
-                    due.get_or_insert_with(Instant::now);
+                    due.get_or_insert_with(|| Instant::now() + self.options.debounce);
                 }
                 () = tokio::time::sleep_until(due.unwrap_or_else(far)), if due.is_some() => {
                     due = None;
