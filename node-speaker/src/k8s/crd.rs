@@ -31,8 +31,8 @@ pub const VERSION: &str = "v1alpha1";
     shortname = "ppr",
     category = "podpeer",
     doc = "Pods chosen by label selector peer with their node over BGP; what they may announce.",
-    printcolumn(name = "Peer ASN", type_ = "string", json_path = ".spec.peerASN"),
-    printcolumn(name = "VRF", type_ = "string", json_path = ".spec.vrf"),
+    printcolumn = r#"{"name": "Peer ASN", "type": "string", "jsonPath": ".spec.peerASN"}"#,
+    printcolumn = r#"{"name": "VRF", "type": "string", "jsonPath": ".spec.vrf"}"#,
     printcolumn(
         name = "Max Prefixes",
         type_ = "integer",
@@ -242,8 +242,8 @@ pub struct Rejection {
     shortname = "nbc",
     category = "podpeer",
     doc = "The BGP setup of the nodes a label selector matches.",
-    printcolumn(name = "Local ASN", type_ = "integer", json_path = ".spec.localASN"),
-    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
+    printcolumn = r#"{"name": "Local ASN", "type": "integer", "jsonPath": ".spec.localASN"}"#,
+    printcolumn = r#"{"name": "Mode", "type": "string", "jsonPath": ".spec.mode"}"#,
     printcolumn(
         name = "Age",
         type_ = "date",

@@ -148,6 +148,9 @@ fn kind_of(plural: &str) -> Option<&'static Kind> {
 /// (plural, namespace or "", name)
 type Key = (String, String, String);
 
+/// A list-map of a schema: its path (field names, `[]` for items) and keys.
+type ListMap = (Vec<String>, Vec<String>);
+
 #[derive(Debug, Clone)]
 struct Change {
     rv: u64,
@@ -174,8 +177,8 @@ struct Inner {
     requests: Vec<Request>,
     /// (object, manager, status subresource) -> owned paths
     managed: BTreeMap<(Key, String), BTreeSet<Vec<String>>>,
-    /// plural -> list-map paths (in `f:` segments, `[]` for items) and keys
-    list_maps: BTreeMap<String, Vec<(Vec<String>, Vec<String>)>>,
+    /// plural -> list-map paths (field names, `[]` for items) and keys
+    list_maps: BTreeMap<String, Vec<ListMap>>,
     uid: u64,
 }
 
@@ -281,8 +284,7 @@ impl ApiServer {
         );
         let mut inner = lock(&self.inner);
         let old = inner.objects.get(&key).cloned();
-        let obj = write(&mut inner, kind, &key, old, obj, &self.signals);
-        obj
+        write(&mut inner, kind, &key, old, obj, &self.signals)
     }
 
     /// The object, if it exists.
@@ -349,7 +351,7 @@ impl ApiServer {
 }
 
 /// Finds the list-maps of a schema: their paths and keys.
-fn list_maps(schema: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, Vec<String>)>) {
+fn list_maps(schema: &Value, path: &mut Vec<String>, out: &mut Vec<ListMap>) {
     if schema["x-kubernetes-list-type"] == "map" {
         let keys = schema["x-kubernetes-list-map-keys"]
             .as_array()
@@ -628,9 +630,9 @@ fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
     q.unwrap_or_default()
         .split('&')
         .filter(|p| !p.is_empty())
-        .filter_map(|p| {
+        .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((decode(k), decode(v)))
+            (decode(k), decode(v))
         })
         .collect()
 }
@@ -1073,7 +1075,7 @@ fn field_set(
     v: &Value,
     path: &mut Vec<String>,
     schema_path: &mut Vec<String>,
-    lm: &[(Vec<String>, Vec<String>)],
+    lm: &[ListMap],
     out: &mut BTreeSet<Vec<String>>,
 ) {
     match v {
@@ -1162,12 +1164,7 @@ fn remove_path(v: &mut Value, path: &[String], keys_of: &dyn Fn(&[String]) -> Ve
 }
 
 /// Merges `applied` into `live`: maps field by field, list-maps item by key.
-fn merge_applied(
-    live: &mut Value,
-    applied: &Value,
-    schema_path: &mut Vec<String>,
-    lm: &[(Vec<String>, Vec<String>)],
-) {
+fn merge_applied(live: &mut Value, applied: &Value, schema_path: &mut Vec<String>, lm: &[ListMap]) {
     match applied {
         Value::Object(o) => {
             if !live.is_object() {
