@@ -248,3 +248,55 @@ pub fn fabric_neighbor(
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(extra: &str) -> NodeConfig {
+        NodeConfig::parse(
+            &format!(
+                "localAs: 65010\nrouterId: 192.0.2.10\nfabric: [{{address: 192.0.2.1}}]\n{extra}"
+            ),
+            Path::new("t.yaml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn what_needs_a_restart() {
+        let base = config("");
+        assert_eq!(restart_needed(&base, &config("")), Ok(()));
+        let mut other = base.clone();
+        other.forbidden_prefixes.push("10.0.0.0/8".parse().unwrap());
+        other.fabric.clear();
+        assert_eq!(restart_needed(&base, &other), Ok(()), "run-time changes");
+        other.local_as = 65020;
+        assert_eq!(restart_needed(&base, &other).unwrap_err().0, "the local AS");
+        let vrfs = config("vrfs: [{name: v, table: 100}]");
+        assert_eq!(restart_needed(&base, &vrfs).unwrap_err().0, "the VRFs");
+    }
+
+    #[test]
+    fn export_communities_reach_the_fabric_policy() {
+        let c = config(
+            "podGroups: [{name: g, peers: [10.0.0.1], allowedPrefixes: [{prefix: 198.51.100.0/24}]}]",
+        );
+        let community: Community = "65010:1".parse().unwrap();
+        let n = fabric_neighbor(&c, &c.fabric[0], &[community]);
+        let sets = &n.export.unwrap().terms[0].sets;
+        assert!(
+            sets.contains(&Set::AddCommunities(vec![community])),
+            "{sets:?}"
+        );
+        assert_ne!(export_key(&c, &[]), export_key(&c, &[community]));
+        let p = pod_neighbor(&c, &c.pod_groups[0], "10.0.0.1".parse().unwrap(), "web/a");
+        assert_eq!(p.address, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert!(p.passive);
+        assert_eq!(p.description, "pod web/a (g)");
+    }
+}

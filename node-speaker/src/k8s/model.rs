@@ -84,8 +84,7 @@ pub struct Plan {
     pub node_config_name: Option<String>,
     /// Every NodeBGPConfig matching this node, when more than one does.
     pub conflicting_configs: Vec<String>,
-    /// One report per PodPeering that selects a pod on this node, or is
-    /// invalid.
+    /// One report per PodPeering that selects a pod on this node.
     pub peerings: BTreeMap<Key, PeeringReport>,
 }
 
@@ -190,7 +189,10 @@ pub fn plan(snap: &Snapshot, settings: &Settings) -> Plan {
                 }
             }
         }
-        if !report.pods.is_empty() || report.problem.is_some() {
+        // Only where it selects pods: a thousand nodes do not each report a
+        // PodPeering that concerns none of them (the API server's CEL rules
+        // refuse what is invalid everywhere).
+        if !report.pods.is_empty() {
             out.peerings.insert(key, report);
         }
     }
