@@ -171,12 +171,6 @@ async fn a_pod_object_makes_a_peer_and_its_vip_a_route() {
         "status": {"addresses": [{"type": "InternalIP", "address": "172.30.0.2"}]},
     }));
     api.put(json!({
-        "apiVersion": "podpeer.io/v1alpha1", "kind": "NodeBGPConfig",
-        "metadata": {"name": "all"},
-        "spec": {"localASN": 65010, "vrfs": [{"name": "vips", "table": TABLE}],
-                 "forbiddenPrefixes": ["0.0.0.0/0"]},
-    }));
-    api.put(json!({
         "apiVersion": "podpeer.io/v1alpha1", "kind": "PodPeering",
         "metadata": {"name": "lb", "namespace": "web"},
         "spec": {"podSelector": {"matchLabels": {"app": "lb"}},
@@ -211,6 +205,27 @@ async fn a_pod_object_makes_a_peer_and_its_vip_a_route() {
             "1s",
         ],
     );
+    // No NodeBGPConfig yet: alive, not ready, and saying why.
+    let readyz = eventually("/readyz answers", WAIT, || async { get(&node, "/readyz") }).await;
+    assert!(
+        readyz.starts_with("503 not ready: NoNodeConfig: no NodeBGPConfig selects node node1"),
+        "{readyz}"
+    );
+    assert!(get(&node, "/healthz").unwrap().starts_with("200 "));
+    let nbc = json!({
+        "apiVersion": "podpeer.io/v1alpha1", "kind": "NodeBGPConfig",
+        "metadata": {"name": "all"},
+        "spec": {"localASN": 65010, "vrfs": [{"name": "vips", "table": TABLE}],
+                 "forbiddenPrefixes": ["0.0.0.0/0"]},
+    });
+    api.put(nbc.clone());
+    eventually("ready", WAIT, || async {
+        get(&node, "/readyz")
+            .filter(|r| r.starts_with("200 "))
+            .map(drop)
+    })
+    .await;
+
     let peers = || -> Vec<Value> {
         node.exec(&[node_bin, "peers", "--json", "--http", "127.0.0.1:9180"])
             .ok()
@@ -284,4 +299,42 @@ async fn a_pod_object_makes_a_peer_and_its_vip_a_route() {
     // What the node asked of the API server, the ClusterRole allows.
     assert_eq!(support::not_allowed(&api.requests()), Vec::<String>::new());
     assert!(daemon.log().contains("pod is a peer"), "{}", daemon.log());
+
+    // A new local AS cannot be applied to running sessions: the daemon
+    // exits (the kubelet starts it again) and says why.
+    let mut daemon = daemon;
+    let mut changed = nbc;
+    changed["spec"]["localASN"] = json!(65020);
+    api.put(changed);
+    let status = eventually("podpeer-node exits", WAIT, || {
+        let s = daemon.child.try_wait().unwrap();
+        async move { s }
+    })
+    .await;
+    assert!(!status.success());
+    assert!(
+        daemon
+            .log()
+            .contains("the local AS changed: restarting to apply it"),
+        "{}",
+        daemon.log()
+    );
+}
+
+/// `GET path` on the node's HTTP server (inside its namespace): `"CODE
+/// body"`, or `None` when nothing answers.
+fn get(node: &Netns, path: &str) -> Option<String> {
+    let path = path.to_string();
+    interop_tests::podlab::in_namespace(&node.path(), move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9180")?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: node\r\n\r\n")?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let code = head.split_whitespace().nth(1).unwrap_or("?");
+        Ok(format!("{code} {body}"))
+    })
+    .ok()
 }
