@@ -66,8 +66,6 @@ async fn start_node_with(api: &ApiServer, debounce: &str) -> Node {
         "n1",
         "--api-server",
         &url,
-        "--service-cidr",
-        "10.96.0.0/12",
         "--debounce",
         debounce,
         "--status-interval",
@@ -133,6 +131,10 @@ async fn cluster() -> ApiServer {
         "spec": {"podSelector": {"matchLabels": {"app": "lb"}}, "peerASN": "external",
                  "allowedPrefixes": [{"prefix": "198.51.100.0/24", "ge": 32, "le": 32}],
                  "maxPrefixes": 4},
+    }));
+    api.put(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR",
+        "metadata": {"name": "kubernetes"}, "spec": {"cidrs": ["10.96.0.0/12"]},
     }));
     api.put(json!({
         "apiVersion": "v1", "kind": "Service",
@@ -218,6 +220,7 @@ async fn pods_come_and_go_status_events_conflicts_and_rbac() {
     let api = cluster().await;
     let node = start_node(&api).await;
     assert!(node.app.config().pod_groups.is_empty());
+    // The service CIDR is learned from the cluster's ServiceCIDR (no flag).
     assert!(
         node.app
             .config()

@@ -159,7 +159,7 @@ impl Source {
     ) -> anyhow::Result<(Self, NodeConfig)> {
         let settings = options.settings()?;
         let changed = Arc::new(Notify::new());
-        let stores = Stores::start(&client, &settings.node_name, &changed);
+        let stores = Stores::start(&client, &settings.node_name, &changed).await;
         set(waiting, "listing the cluster's objects".into());
         info!(node = settings.node_name, "waiting for the first lists");
         stores.ready().await;

@@ -21,8 +21,9 @@
 //! - the node's NodeBGPConfig is the one whose `nodeSelector` matches its
 //!   labels; none, or more than one, is reported and nothing is guessed;
 //! - forbidden to pods: every node's `spec.podCIDRs`, every node's
-//!   InternalIPs, the service CIDRs (flag or NodeBGPConfig), every
-//!   Service's cluster IPs outside them, and the NodeBGPConfig's own list.
+//!   InternalIPs, the service CIDRs (ServiceCIDR objects, the flag, the
+//!   NodeBGPConfig), every Service's cluster IPs outside them, and the
+//!   NodeBGPConfig's own list.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use serde_json::{Value, json};
@@ -70,6 +72,8 @@ pub struct Snapshot {
     pub node_configs: Vec<Arc<NodeBGPConfig>>,
     /// Every Service (cluster IPs are forbidden).
     pub services: Vec<Arc<Service>>,
+    /// Every ServiceCIDR (Kubernetes 1.33 and later; forbidden).
+    pub service_cidrs: Vec<Arc<ServiceCIDR>>,
 }
 
 /// `namespace/name`.
@@ -570,8 +574,8 @@ pub fn node_addresses(node: &Node) -> Vec<IpAddr> {
 }
 
 /// What the cluster itself forbids: pod CIDRs, node addresses, service
-/// CIDRs (`service_cidrs`, extended by `from_config`), and the cluster IPs
-/// of Services outside those.
+/// CIDRs (`service_cidrs`, extended by `from_config` and the cluster's
+/// ServiceCIDR objects), and the cluster IPs of Services outside those.
 pub fn forbidden(
     snap: &Snapshot,
     service_cidrs: &mut Vec<IpNet>,
@@ -593,8 +597,13 @@ pub fn forbidden(
             set.insert(IpNet::from(a));
         }
     }
-    for c in from_config {
-        if let Ok(net) = c.parse::<IpNet>()
+    let learned = snap
+        .service_cidrs
+        .iter()
+        .filter_map(|s| s.spec.as_ref()?.cidrs.clone())
+        .flatten();
+    for c in from_config.iter().cloned().chain(learned) {
+        if let Ok(net) = c.parse::<IpNet>().map(|n| n.trunc())
             && !service_cidrs.contains(&net)
         {
             service_cidrs.push(net);
@@ -737,6 +746,7 @@ mod tests {
                     json!({"metadata": {"name": "headless", "namespace": "web"}, "spec": {"clusterIP": "None"}}),
                 ),
             ],
+            service_cidrs: Vec::new(),
         }
     }
 
@@ -802,6 +812,13 @@ mod tests {
             f.contains(&net("10.96.0.10/32")),
             "outside every known service CIDR"
         );
+        // Learned from the cluster's ServiceCIDR objects.
+        snap.service_cidrs = vec![obj(json!({"metadata": {"name": "kubernetes"},
+            "spec": {"cidrs": ["10.96.0.0/12", "fd00:10:96::/112"]}}))];
+        let f = plan(&snap, &s).config.unwrap().forbidden_prefixes;
+        assert!(f.contains(&net("10.96.0.0/12")));
+        assert!(f.contains(&net("fd00:10:96::/112")));
+        assert!(!f.contains(&net("10.96.0.10/32")), "covered now");
     }
 
     #[test]

@@ -8,19 +8,23 @@
 //!
 //! Pods are watched on this node only (`spec.nodeName=<node>`); the rest
 //! cluster-wide: PodPeerings, NodeBGPConfigs, Nodes (pod CIDRs, addresses,
-//! our labels), Namespaces (namespace selectors) and Services (cluster IPs).
+//! our labels), Namespaces (namespace selectors), Services (cluster IPs)
+//! and, where the cluster has them (Kubernetes 1.33 and later),
+//! ServiceCIDRs.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::networking::v1::ServiceCIDR;
+use kube::api::ListParams;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::crd::{NodeBGPConfig, PodPeering};
 use super::model::Snapshot;
@@ -34,12 +38,33 @@ pub struct Stores {
     peerings: Store<PodPeering>,
     node_configs: Store<NodeBGPConfig>,
     services: Store<Service>,
+    service_cidrs: Option<Store<ServiceCIDR>>,
 }
 
 impl Stores {
     /// Starts the watches; `changed` is notified on every change (and on
-    /// each completed resync).
-    pub fn start(client: &Client, node_name: &str, changed: &Arc<Notify>) -> Self {
+    /// each completed resync). ServiceCIDRs are watched only when a first
+    /// list shows the cluster serves them.
+    pub async fn start(client: &Client, node_name: &str, changed: &Arc<Notify>) -> Self {
+        let cidr_api: Api<ServiceCIDR> = Api::all(client.clone());
+        let service_cidrs = match cidr_api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => Some(spawn(
+                "servicecidrs",
+                cidr_api,
+                watcher::Config::default(),
+                changed,
+            )),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                info!(
+                    "no ServiceCIDR API (Kubernetes before 1.33): service CIDRs from the flag or NodeBGPConfig"
+                );
+                None
+            }
+            Err(e) => {
+                warn!("cannot list ServiceCIDRs, not watching them: {e}");
+                None
+            }
+        };
         let pods = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
         Self {
             nodes: spawn(
@@ -73,6 +98,7 @@ impl Stores {
                 watcher::Config::default(),
                 changed,
             ),
+            service_cidrs,
         }
     }
 
@@ -86,6 +112,9 @@ impl Stores {
             self.node_configs.wait_until_ready(),
             self.services.wait_until_ready(),
         );
+        if let Some(s) = &self.service_cidrs {
+            let _ = s.wait_until_ready().await;
+        }
     }
 
     /// What the stores hold now.
@@ -97,6 +126,11 @@ impl Stores {
             peerings: self.peerings.state(),
             node_configs: self.node_configs.state(),
             services: self.services.state(),
+            service_cidrs: self
+                .service_cidrs
+                .as_ref()
+                .map(Store::state)
+                .unwrap_or_default(),
         }
     }
 }

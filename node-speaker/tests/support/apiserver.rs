@@ -3,8 +3,8 @@
 //! talks to it over HTTP, as it would to kube-apiserver.
 //!
 //! What it implements, for the resources podpeer-node uses (Pods, Nodes,
-//! Namespaces, Services, PodPeerings, NodeBGPConfigs, events.k8s.io
-//! Events):
+//! Namespaces, Services, ServiceCIDRs, PodPeerings, NodeBGPConfigs,
+//! events.k8s.io Events):
 //! - list and get, with label and field selectors and a resourceVersion;
 //! - watch from a resourceVersion (the changes after it, then live ones),
 //!   with bookmarks on request, objects leaving a selector sent as
@@ -118,6 +118,14 @@ const KINDS: &[Kind] = &[
         version: "v1alpha1",
         plural: "nodebgpconfigs",
         kind: "NodeBGPConfig",
+        namespaced: false,
+        status: true,
+    },
+    Kind {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "servicecidrs",
+        kind: "ServiceCIDR",
         namespaced: false,
         status: true,
     },
