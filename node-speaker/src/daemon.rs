@@ -623,6 +623,10 @@ async fn fib_loop(
             }
             _ = tick.tick() => {
                 app.heartbeat.store(now_ms(), Ordering::Relaxed);
+                // Changes made outside an event (a peer source's resync).
+                if batch_at.is_none() && app.fib().changed() > 0 {
+                    batch_at = Some(Instant::now() + BATCH_WINDOW);
+                }
             }
         }
         app.heartbeat.store(now_ms(), Ordering::Relaxed);
@@ -632,8 +636,10 @@ async fn fib_loop(
     debug!("FIB loop stopped");
 }
 
-/// Rebuilds the desired state from the speaker's RIB (after missed events).
-async fn resync(app: &App) {
+/// Rebuilds the desired state from the speaker's RIB (after missed events,
+/// or when a peer source moved peers to another table); the FIB loop writes
+/// the difference.
+pub async fn resync(app: &App) {
     match app.speaker.routes().await {
         Ok(entries) => {
             let mut fib = app.fib();

@@ -29,6 +29,7 @@ use support::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
 const TABLE: u32 = 100;
+const ALT_TABLE: u32 = 101;
 const VIP: &str = "198.51.100.10/32";
 
 /// A process in a namespace; killed on drop, its log printed when the test
@@ -136,7 +137,11 @@ fn pod(node: &Netns, dir: &Path, sidecar: &Path, name: &str, index: u8) -> (Netn
 /// The next hops of the VIP in the VRF's table (none while the kernel has
 /// no such table yet).
 fn vip_next_hops(node: &Netns) -> Vec<String> {
-    kernel_routes(node, TABLE)
+    vip_next_hops_in(node, TABLE)
+}
+
+fn vip_next_hops_in(node: &Netns, table: u32) -> Vec<String> {
+    kernel_routes(node, table)
         .unwrap_or_default()
         .remove(VIP.trim_end_matches("/32"))
         .unwrap_or_default()
@@ -170,13 +175,16 @@ async fn a_pod_object_makes_a_peer_and_its_vip_a_route() {
         "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]},
         "status": {"addresses": [{"type": "InternalIP", "address": "172.30.0.2"}]},
     }));
-    api.put(json!({
-        "apiVersion": "podpeer.io/v1alpha1", "kind": "PodPeering",
-        "metadata": {"name": "lb", "namespace": "web"},
-        "spec": {"podSelector": {"matchLabels": {"app": "lb"}},
-                 "allowedPrefixes": [{"prefix": "198.51.100.0/24", "ge": 32, "le": 32}],
-                 "vrf": "vips"},
-    }));
+    let peering = |vrf: &str| {
+        json!({
+            "apiVersion": "podpeer.io/v1alpha1", "kind": "PodPeering",
+            "metadata": {"name": "lb", "namespace": "web"},
+            "spec": {"podSelector": {"matchLabels": {"app": "lb"}},
+                     "allowedPrefixes": [{"prefix": "198.51.100.0/24", "ge": 32, "le": 32}],
+                     "vrf": vrf},
+        })
+    };
+    api.put(peering("vips"));
 
     let url = api.url();
     let node_bin = bins.node.to_str().unwrap();
@@ -215,7 +223,8 @@ async fn a_pod_object_makes_a_peer_and_its_vip_a_route() {
     let nbc = json!({
         "apiVersion": "podpeer.io/v1alpha1", "kind": "NodeBGPConfig",
         "metadata": {"name": "all"},
-        "spec": {"localASN": 65010, "vrfs": [{"name": "vips", "table": TABLE}],
+        "spec": {"localASN": 65010,
+                 "vrfs": [{"name": "vips", "table": TABLE}, {"name": "alt", "table": ALT_TABLE}],
                  "forbiddenPrefixes": ["0.0.0.0/0"]},
     });
     api.put(nbc.clone());
@@ -271,6 +280,22 @@ async fn a_pod_object_makes_a_peer_and_its_vip_a_route() {
         }
     })
     .await;
+
+    // The PodPeering moves to another VRF: the route follows, the session
+    // stays.
+    api.put(peering("alt"));
+    eventually("the VIP in the other table", WAIT, || async {
+        (vip_next_hops_in(&node, ALT_TABLE) == ["10.244.1.11"] && vip_next_hops(&node).is_empty())
+            .then_some(())
+    })
+    .await;
+    api.put(peering("vips"));
+    eventually("the VIP back", WAIT, || async {
+        (vip_next_hops(&node) == ["10.244.1.11"] && vip_next_hops_in(&node, ALT_TABLE).is_empty())
+            .then_some(())
+    })
+    .await;
+    assert!(established("10.244.1.11"));
 
     // db-1 tries all along and is refused: never a peer, never a next hop.
     assert!(

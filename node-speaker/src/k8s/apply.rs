@@ -125,10 +125,15 @@ impl Applied {
             }
             changes.removed += 1;
         }
+        let mut retable = false;
         for (ip, n) in want {
             if self.pods.get(&ip) == Some(&n) {
                 continue;
             }
+            retable |= self
+                .pods
+                .get(&ip)
+                .is_some_and(|old| old.group.table != n.group.table);
             let config = pod_neighbor(&new, &n.group, ip, &n.pod);
             let result = if self.pods.contains_key(&ip) {
                 changes.updated += 1;
@@ -144,6 +149,11 @@ impl Applied {
                 }
                 Err(e) => warn!(peer = %ip, "cannot set up neighbor: {e}"),
             }
+        }
+
+        if retable {
+            // Their routes move to the new table.
+            crate::daemon::resync(app).await;
         }
 
         let key = export_key(&new, export);
