@@ -12,7 +12,8 @@
 //!
 //! Rules:
 //! - a pod is a peer while its phase is Running and it has an address (all
-//!   of its `podIPs`); host-network pods never are (their address is the
+//!   of its `podIPs`), also while it terminates (its sidecar withdraws and
+//!   drains first); host-network pods never are (their address is the
 //!   node's);
 //! - a pod that several PodPeerings select belongs to one: a PodPeering of
 //!   its own namespace before a cluster-wide one (namespace selector), then
