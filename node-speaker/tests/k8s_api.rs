@@ -411,6 +411,31 @@ async fn pods_come_and_go_status_events_conflicts_and_rbac() {
             "nothing but the status: {body}"
         );
     }
+    // The write that reported the first pod's session with its counts,
+    // exactly.
+    let mut up = patches
+        .iter()
+        .filter_map(|p| p.body.clone())
+        .find(|b| {
+            let s = &b["status"]["nodes"][0]["sessions"][0];
+            s["address"] == "127.0.0.2" && s["state"] == "Established" && s["rejected"] == 1
+        })
+        .unwrap();
+    up["status"]["nodes"][0]["conditions"][0]["lastTransitionTime"] = json!("T");
+    assert_eq!(
+        up,
+        json!({
+            "apiVersion": "podpeer.io/v1alpha1", "kind": "PodPeering",
+            "metadata": {"name": "lb", "namespace": "web"},
+            "status": {"nodes": [{
+                "name": "n1", "observedGeneration": 1,
+                "conditions": [ready("True", "Established", "1 of 1 sessions Established")],
+                "sessions": [{"pod": "web/lb-1", "address": "127.0.0.2", "state": "Established",
+                              "accepted": 1, "rejected": 1,
+                              "lastRejection": {"prefix": "10.96.0.10/32", "reason": "forbidden"}}],
+            }]},
+        })
+    );
     // The last one removed n1's entry.
     assert_eq!(
         patches.last().unwrap().body.as_ref().unwrap()["status"]["nodes"],
