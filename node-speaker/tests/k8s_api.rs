@@ -607,3 +607,107 @@ async fn a_burst_of_pods_is_one_reconcile() {
             .starts_with("0 of 20 sessions Established; not: web/lb-0 (Active)")
     );
 }
+
+/// The double itself, through the real client: selectors on lists and
+/// watches (an object leaving a watch's selector arrives as DELETED), and
+/// resourceVersions that move on every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_double_speaks_selectors_and_watches_like_an_api_server() {
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{ListParams, WatchEvent, WatchParams};
+
+    let api = cluster().await;
+    api.put(pod("a", "lb", "10.0.0.1"));
+    api.put(pod("b", "db", "10.0.0.2"));
+    let mut pending = pod("c", "lb", "10.0.0.3");
+    pending["status"]["phase"] = json!("Pending");
+    pending["metadata"]["labels"]["canary"] = json!("yes");
+    api.put(pending);
+    let client = kube::Client::try_from(kube::Config::new(api.url().parse().unwrap())).unwrap();
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client, "web");
+    let names = |list: kube::core::ObjectList<Pod>| -> Vec<String> {
+        list.items
+            .into_iter()
+            .map(|p| p.metadata.name.unwrap())
+            .collect()
+    };
+    let lp = |labels: &str, fields: &str| {
+        let mut lp = ListParams::default();
+        if !labels.is_empty() {
+            lp = lp.labels(labels);
+        }
+        if !fields.is_empty() {
+            lp = lp.fields(fields);
+        }
+        lp
+    };
+    assert_eq!(
+        names(pods.list(&lp("app=lb", "")).await.unwrap()),
+        ["a", "c"]
+    );
+    assert_eq!(
+        names(pods.list(&lp("app in (lb,db),!canary", "")).await.unwrap()),
+        ["a", "b"]
+    );
+    assert_eq!(names(pods.list(&lp("app!=lb", "")).await.unwrap()), ["b"]);
+    assert_eq!(
+        names(pods.list(&lp("", "status.phase=Running")).await.unwrap()),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(
+            pods.list(&lp("app=lb", "status.phase!=Running"))
+                .await
+                .unwrap()
+        ),
+        ["c"]
+    );
+    let list = pods.list(&lp("app=lb", "")).await.unwrap();
+    let rv = list.metadata.resource_version.unwrap();
+
+    let stream = pods
+        .watch(&WatchParams::default().labels("app=lb"), &rv)
+        .await
+        .unwrap();
+    let mut stream = stream.boxed();
+    api.put(pod("a", "web", "10.0.0.1")); // leaves the selector
+    api.put(pod("b", "lb", "10.0.0.2")); // enters it
+    api.put(pod("b", "lb", "10.0.0.9")); // changes within it
+    api.delete("pods", "web", "c");
+    let mut seen = Vec::new();
+    let mut last_rv = 0u64;
+    while seen.len() < 4 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let (kind, p) = match ev {
+            WatchEvent::Added(p) => ("ADDED", p),
+            WatchEvent::Modified(p) => ("MODIFIED", p),
+            WatchEvent::Deleted(p) => ("DELETED", p),
+            other => panic!("{other:?}"),
+        };
+        let v: u64 = p
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(v > last_rv, "resourceVersions increase");
+        last_rv = v;
+        seen.push(format!("{kind} {}", p.metadata.name.unwrap()));
+    }
+    assert_eq!(seen, ["DELETED a", "ADDED b", "MODIFIED b", "DELETED c"]);
+    // Every list and watch is on record with its selectors.
+    let watches: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "watch" && r.namespace.as_deref() == Some("web"))
+        .collect();
+    assert_eq!(watches.len(), 1);
+    assert_eq!(watches[0].query["labelSelector"], "app=lb");
+    assert_eq!(watches[0].query["resourceVersion"], rv);
+}
