@@ -398,3 +398,54 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     crate::daemon::run_with(config, Some(Box::new(move |app| Box::pin(source.run(app))))).await
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    #[tokio::test]
+    async fn clients_for_http_and_https_build_without_openssl() {
+        // TLS comes from rustls with ring; building the connector must not
+        // need a crypto provider installed by hand.
+        for url in ["http://127.0.0.1:8001", "https://127.0.0.1:6443"] {
+            let flags = Flags::parse_from(["t", "--api-server", url]);
+            client(&flags.options).await.unwrap();
+        }
+        let flags = Flags::parse_from(["t", "--api-server", "not a url"]);
+        assert!(client(&flags.options).await.is_err());
+    }
+
+    #[test]
+    fn defaults_and_the_node_name() {
+        let flags = Flags::parse_from(["t"]);
+        let o = &flags.options;
+        assert_eq!(o.peer_source, PeerSourceKind::File);
+        assert_eq!(o.debounce, Duration::from_secs(1));
+        assert_eq!(o.http, "0.0.0.0:9180".parse().unwrap());
+        assert_eq!(o.listen.len(), 2);
+        let err = o.settings().unwrap_err().to_string();
+        assert!(err.contains("NODE_NAME"), "{err}");
+        let flags = Flags::parse_from([
+            "t",
+            "--peer-source",
+            "kubernetes",
+            "--node-name",
+            "n1",
+            "--service-cidr",
+            "10.96.0.0/12,fd00:10:96::/112",
+        ]);
+        let s = flags.options.settings().unwrap();
+        assert_eq!(s.node_name, "n1");
+        assert_eq!(s.service_cidrs.len(), 2);
+    }
+}
