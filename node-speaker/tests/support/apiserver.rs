@@ -345,17 +345,6 @@ impl ApiServer {
         let rv = lock(&self.inner).rv;
         let _ = self.signals.send(Signal::Bookmark(rv));
     }
-
-    /// The field managers of an object and whether each wrote its status.
-    pub fn managers(&self, plural: &str, namespace: &str, name: &str) -> Vec<String> {
-        let key = (plural.to_string(), namespace.to_string(), name.to_string());
-        lock(&self.inner)
-            .managed
-            .iter()
-            .filter(|((k, _), set)| *k == key && !set.is_empty())
-            .map(|((_, m), _)| m.clone())
-            .collect()
-    }
 }
 
 /// Finds the list-maps of a schema: their paths and keys.
