@@ -52,8 +52,9 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(10);
 
 /// What the daemon shares between its tasks and the HTTP server.
 pub struct App {
-    /// The configuration.
-    pub config: Arc<NodeConfig>,
+    /// The configuration (swapped at run time by a peer source; see
+    /// [`App::config`]).
+    config: std::sync::RwLock<Arc<NodeConfig>>,
     /// The speaker.
     pub speaker: SpeakerHandle,
     /// The FIB state.
@@ -72,7 +73,16 @@ pub struct App {
     pub heartbeat: AtomicU64,
     /// The tc-eBPF router, when interfaces are configured for it.
     pub bpf: Option<Arc<NodeBpf>>,
+    /// Why the peer source is not ready (Kubernetes watches not synced, no
+    /// NodeBGPConfig), or `None`.
+    pub source_not_ready: Mutex<Option<String>>,
 }
+
+/// A peer source that keeps the configuration current while the daemon
+/// runs (the Kubernetes one): started once the speaker runs, it returns only
+/// on a failure or when the daemon must restart to apply a change.
+pub type PeerSource =
+    Box<dyn FnOnce(Arc<App>) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -85,6 +95,49 @@ fn now_ms() -> u64 {
 }
 
 impl App {
+    /// An App for `config`, `speaker` and the tc-eBPF router (if any), its
+    /// metrics registered, nothing running yet.
+    pub fn new(config: Arc<NodeConfig>, speaker: SpeakerHandle, bpf: Option<Arc<NodeBpf>>) -> Self {
+        let metrics = NodeMetrics::default();
+        let mut registry = Registry::default();
+        speaker.metrics().register(&mut registry);
+        metrics.register(&mut registry);
+        if let Some(bpf) = &bpf {
+            registry.register_collector(Box::new(bpf.collector()));
+        }
+        Self {
+            config: std::sync::RwLock::new(config),
+            speaker,
+            fib: Mutex::new(FibState::new()),
+            rejections: Mutex::new(Rejections::default()),
+            metrics,
+            registry,
+            listening: AtomicBool::new(true),
+            reconciled: AtomicBool::new(false),
+            heartbeat: AtomicU64::new(now_ms()),
+            bpf,
+            source_not_ready: Mutex::new(None),
+        }
+    }
+
+    /// The configuration now.
+    pub fn config(&self) -> Arc<NodeConfig> {
+        Arc::clone(
+            &self
+                .config
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Replaces the configuration (the peer source's new pod groups).
+    pub fn set_config(&self, config: Arc<NodeConfig>) {
+        *self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+    }
+
     /// The FIB state, locked.
     pub fn fib(&self) -> MutexGuard<'_, FibState> {
         lock(&self.fib)
@@ -98,11 +151,12 @@ impl App {
     /// What `/peers` shows.
     pub async fn peers(&self) -> anyhow::Result<Vec<PeerView>> {
         let neighbors = self.speaker.neighbors().await?;
+        let config = self.config();
         let rej = lock(&self.rejections);
         Ok(neighbors
             .into_iter()
             .map(|n| {
-                let group = self.config.group_of(n.address).map(|g| g.name.clone());
+                let group = config.group_of(n.address).map(|g| g.name.clone());
                 // The session's own counts; the node's record (kept across
                 // sessions) when the speaker has none.
                 let by_reason = if n.counters.rejected_by_reason.is_empty() {
@@ -145,12 +199,15 @@ impl App {
         if !self.reconciled.load(Ordering::Relaxed) {
             return Some("FIB not reconciled yet".into());
         }
+        if let Some(why) = lock(&self.source_not_ready).clone() {
+            return Some(why);
+        }
         let neighbors = match self.speaker.neighbors().await {
             Ok(n) => n,
             Err(e) => return Some(format!("speaker: {e}")),
         };
         let down: Vec<String> = self
-            .config
+            .config()
             .fabric
             .iter()
             .filter(|f| {
@@ -178,15 +235,16 @@ impl App {
                 .count()
         };
         let ready = self.not_ready().await.is_none();
+        let config = self.config();
         let fib = self.fib();
         Ok(StatusView {
-            local_as: self.config.local_as,
-            router_id: self.config.router_id.to_string(),
+            local_as: config.local_as,
+            router_id: config.router_id.to_string(),
             peers_up: up("pod") + up("fabric"),
             peers_total: peers.len(),
             pods_up: up("pod"),
             fabric_up: up("fabric"),
-            fabric_total: self.config.fabric.len(),
+            fabric_total: config.fabric.len(),
             routes_installed: fib.installed_per_table(),
             routes_pending: fib.pending(),
             rejected: lock(&self.rejections).totals(),
@@ -292,6 +350,12 @@ pub fn graceful_restart(config: &NodeConfig, earlier: &[Route]) -> Option<Gracef
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    run_with(config, None).await
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, or until `source` (which then
+/// owns the pod neighbors: no dynamic ranges are added) ends.
+pub async fn run_with(config: NodeConfig, source: Option<PeerSource>) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let netlink = Arc::new(Netlink::connect().context("netlink")?);
 
@@ -338,25 +402,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let speaker = Speaker::start(sc).await.context("starting BGP")?;
     let events = speaker.subscribe();
 
-    let metrics = NodeMetrics::default();
-    let mut registry = Registry::default();
-    speaker.metrics().register(&mut registry);
-    metrics.register(&mut registry);
-    if let Some(bpf) = &bpf {
-        registry.register_collector(Box::new(bpf.collector()));
-    }
-    let app = Arc::new(App {
-        config: Arc::clone(&config),
-        speaker: speaker.clone(),
-        fib: Mutex::new(FibState::new()),
-        rejections: Mutex::new(Rejections::default()),
-        metrics,
-        registry,
-        listening: AtomicBool::new(true),
-        reconciled: AtomicBool::new(false),
-        heartbeat: AtomicU64::new(now_ms()),
-        bpf,
-    });
+    let app = Arc::new(App::new(Arc::clone(&config), speaker.clone(), bpf));
 
     // HTTP first, so health is visible during the start.
     let http = tokio::net::TcpListener::bind(config.http)
@@ -397,7 +443,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         }
         .with_context(|| format!("fabric neighbor {}", f.name()))?;
     }
-    for r in guard::dynamic_ranges(&config) {
+    for r in guard::dynamic_ranges(&config)
+        .into_iter()
+        .filter(|_| source.is_none())
+    {
         let prefix = r.prefix;
         speaker
             .add_dynamic_range(r)
@@ -412,7 +461,14 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         "podpeer-node running"
     );
 
-    wait_for_signal().await?;
+    let mut source_result = Ok(());
+    match source.map(|s| tokio::spawn(s(Arc::clone(&app)))) {
+        None => wait_for_signal().await?,
+        Some(task) => tokio::select! {
+            r = wait_for_signal() => r?,
+            r = task => source_result = r.map_err(anyhow::Error::from).and_then(|r| r),
+        },
+    }
     info!("shutting down: routes stay in the kernel for the next start");
     let _ = stop_tx.send(true);
     let _ = fib_task.await;
@@ -431,7 +487,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         let _ = task.await;
     }
     info!("stopped");
-    Ok(())
+    source_result
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -456,8 +512,9 @@ async fn reconcile(app: &App, netlink: &Netlink, found: Result<Vec<Route>, Strin
         }
     };
     let n = found.len();
+    let config = app.config();
     let deletes = app.fib().adopt(found, |table, prefix| {
-        guard::kernel_route_valid(&app.config, table, prefix)
+        guard::kernel_route_valid(&config, table, prefix)
     });
     for d in &deletes {
         let k = d.key();
@@ -466,7 +523,7 @@ async fn reconcile(app: &App, netlink: &Netlink, found: Result<Vec<Route>, Strin
     info!(
         found = n,
         invalid = deletes.len(),
-        keep_for = ?app.config.reconcile_after,
+        keep_for = ?config.reconcile_after,
         "routes of an earlier run"
     );
     if !deletes.is_empty() {
@@ -543,7 +600,7 @@ impl Writer {
                 }
             }
             for table in app
-                .config
+                .config()
                 .tables()
                 .into_iter()
                 .chain(fib.installed_per_table().into_keys())
@@ -593,7 +650,7 @@ async fn fib_loop(
     let mut hold_at = app
         .fib()
         .holding()
-        .then(|| Instant::now() + app.config.reconcile_after);
+        .then(|| Instant::now() + app.config().reconcile_after);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let far = || Instant::now() + Duration::from_secs(3600);
     loop {
@@ -652,6 +709,10 @@ async fn fib_loop(
             }
             _ = tick.tick() => {
                 app.heartbeat.store(now_ms(), Ordering::Relaxed);
+                // Changes made outside an event (a peer source's resync).
+                if batch_at.is_none() && app.fib().changed() > 0 {
+                    batch_at = Some(Instant::now() + BATCH_WINDOW);
+                }
             }
         }
         app.heartbeat.store(now_ms(), Ordering::Relaxed);
@@ -661,15 +722,17 @@ async fn fib_loop(
     debug!("FIB loop stopped");
 }
 
-/// Rebuilds the desired state from the speaker's RIB (after missed events).
-async fn resync(app: &App) {
+/// Rebuilds the desired state from the speaker's RIB (after missed events,
+/// or when a peer source moved peers to another table); the FIB loop writes
+/// the difference.
+pub async fn resync(app: &App) {
     match app.speaker.routes().await {
         Ok(entries) => {
             let mut fib = app.fib();
             fib.reset_desired();
             for e in entries {
                 let n = e.multipath.min(e.paths.len());
-                fib.route(&*app.config, e.prefix, &e.paths[..n]);
+                fib.route(&*app.config(), e.prefix, &e.paths[..n]);
             }
         }
         Err(e) => warn!("cannot read the RIB: {e}"),
@@ -679,7 +742,7 @@ async fn resync(app: &App) {
 fn handle_event(app: &App, e: Event) {
     match e {
         Event::Route { prefix, paths } => {
-            app.fib().route(&*app.config, prefix, &paths);
+            app.fib().route(&*app.config(), prefix, &paths);
         }
         Event::Rejected {
             neighbor,
@@ -689,7 +752,8 @@ fn handle_event(app: &App, e: Event) {
             ..
         } => rejected(app, neighbor, prefix, &reason, label),
         Event::NeighborState { neighbor, from, to } => {
-            let group = app.config.group_of(neighbor).map(|g| g.name.as_str());
+            let config = app.config();
+            let group = config.group_of(neighbor).map(|g| g.name.as_str());
             if to == State::Established || from == State::Established {
                 info!(peer = %neighbor, group = group.unwrap_or("fabric"), %from, %to, "session");
             } else {
@@ -700,10 +764,8 @@ fn handle_event(app: &App, e: Event) {
 }
 
 fn rejected(app: &App, peer: IpAddr, prefix: ipnet::IpNet, detail: &str, reason: &'static str) {
-    let group = app
-        .config
-        .group_of(peer)
-        .map_or("fabric", |g| g.name.as_str());
+    let config = app.config();
+    let group = config.group_of(peer).map_or("fabric", |g| g.name.as_str());
     app.metrics
         .rejected
         .get_or_create(&RejectLabels {
@@ -713,7 +775,7 @@ fn rejected(app: &App, peer: IpAddr, prefix: ipnet::IpNet, detail: &str, reason:
         })
         .inc();
     let log = lock(&app.rejections).record(peer, prefix, reason, detail);
-    if app.config.group_of(peer).is_none() {
+    if config.group_of(peer).is_none() {
         // The fabric: refusals there are ordinary BGP (our own routes sent
         // back, AS loop), not an alarm.
         debug!(%peer, %prefix, reason, "route from the fabric refused: {detail}");

@@ -14,7 +14,8 @@
 //! - [`daemon`]: the wiring, FIB loop, reconcile on start, shutdown;
 //! - [`http`]: `/status`, `/peers`, `/routes`, `/metrics`, `/healthz`, `/readyz`;
 //! - [`status`]: what those report, and the node's metrics;
-//! - [`cli`]: `podpeer-node status|peers|routes`.
+//! - [`cli`]: `podpeer-node status|peers|routes`;
+//! - [`k8s`]: the Kubernetes peer source (PodPeerings, NodeBGPConfigs).
 
 #![warn(missing_docs)]
 
@@ -25,4 +26,5 @@ pub mod daemon;
 pub mod fib;
 pub mod guard;
 pub mod http;
+pub mod k8s;
 pub mod status;

@@ -37,6 +37,8 @@ enum Command {
     Peers(QueryArgs),
     /// The routes per table with their next hops (pods), like `show ip route`.
     Routes(QueryArgs),
+    /// Print the CustomResourceDefinitions (PodPeering, NodeBGPConfig) as YAML.
+    Crds,
 }
 
 #[derive(Args, Clone)]
@@ -52,6 +54,8 @@ struct RunArgs {
     /// Log filter (tracing env-filter syntax, e.g. `info,bgp_core=debug`).
     #[arg(long, env = "PODPEER_LOG", default_value = "info")]
     log: String,
+    #[command(flatten)]
+    kubernetes: podpeer_node::k8s::Options,
 }
 
 #[derive(Args, Clone)]
@@ -101,6 +105,16 @@ fn main() -> ExitCode {
         Some(Command::Routes(q)) => query(q, "/routes", |body| {
             cli::parse::<Vec<RouteView>>("/routes", body).map(|r| cli::render_routes(&r))
         }),
+        Some(Command::Crds) => match podpeer_node::k8s::crd::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("podpeer-node: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -114,6 +128,13 @@ fn run(args: RunArgs) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
+    if args.kubernetes.peer_source == podpeer_node::k8s::PeerSourceKind::Kubernetes {
+        return finish(
+            runtime()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(podpeer_node::k8s::run(args.kubernetes))),
+        );
+    }
     let config = match NodeConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -121,9 +142,14 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = runtime()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(podpeer_node::daemon::run(config)));
+    finish(
+        runtime()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(podpeer_node::daemon::run(config))),
+    )
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
