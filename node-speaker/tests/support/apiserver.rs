@@ -332,9 +332,12 @@ impl ApiServer {
     }
 
     /// Forgets the history: a watch from any resourceVersion up to now gets
-    /// `410 Gone`.
+    /// `410 Gone`, including the latest one a bookmark handed out (the
+    /// compaction takes a version of its own, as an etcd compaction does, so
+    /// a list made afterwards starts a watch that is valid).
     pub fn compact(&self) {
         let mut inner = lock(&self.inner);
+        inner.rv += 1;
         inner.compacted = inner.rv;
         inner.log.clear();
     }
