@@ -73,6 +73,10 @@ pub struct NodeConfig {
     /// Graceful restart: the restart time neighbors should keep our routes
     /// for while we restart; `None`: off.
     pub graceful_restart: Option<Duration>,
+    /// The operator file (`vnimap`, `skipVRFConfig`, ...): see
+    /// [`crate::provision`]. Empty unless one is attached with
+    /// [`crate::provision::attach`].
+    pub operator: crate::provision::OperatorConfig,
 }
 
 /// A VRF: a routing table reached from its member interfaces.
@@ -540,6 +544,7 @@ impl Validator {
             fabric,
             pod_groups,
             graceful_restart,
+            operator: Default::default(),
         })
     }
 
@@ -877,7 +882,7 @@ impl Validator {
     }
 }
 
-fn valid_ifname(s: &str) -> bool {
+pub(crate) fn valid_ifname(s: &str) -> bool {
     !s.is_empty() && s.len() <= 15 && !s.contains(['/', ' ', '\t', '\n']) && s != "." && s != ".."
 }
 

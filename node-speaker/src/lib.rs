@@ -10,6 +10,7 @@
 //! - [`config`]: the YAML file and its validation;
 //! - [`guard`]: configuration to bgp-core import guards, route maps, ranges;
 //! - [`fib`]: the FIB state machine (events in, kernel writes out), pure;
+//! - [`provision`]: the node's VRF plumbing (VXLAN, bridges, veths, rules);
 //! - [`bpf`]: the tc-eBPF router on `bpfInterfaces` and the VRFs' members;
 //! - [`daemon`]: the wiring, FIB loop, reconcile on start, shutdown;
 //! - [`http`]: `/status`, `/peers`, `/routes`, `/metrics`, `/healthz`, `/readyz`;
@@ -25,4 +26,5 @@ pub mod daemon;
 pub mod fib;
 pub mod guard;
 pub mod http;
+pub mod provision;
 pub mod status;

@@ -49,6 +49,10 @@ struct RunArgs {
         default_value = "/etc/podpeer/node.yaml"
     )]
     config: PathBuf,
+    /// The network operator file (`vnimap`, `skipVRFConfig`, `bpfInterfaces`,
+    /// provisioning settings), e.g. `/opt/network-operator/config.yaml`.
+    #[arg(long, env = "OPERATOR_CONFIG")]
+    operator_config: Option<PathBuf>,
     /// Log filter (tracing env-filter syntax, e.g. `info,bgp_core=debug`).
     #[arg(long, env = "PODPEER_LOG", default_value = "info")]
     log: String,
@@ -76,7 +80,9 @@ fn main() -> ExitCode {
     match cli.command {
         None => run(cli.run),
         Some(Command::Run(a)) => run(a),
-        Some(Command::Check(a)) => match NodeConfig::load(&a.config) {
+        Some(Command::Check(a)) => match NodeConfig::load(&a.config)
+            .and_then(|c| with_operator(c, a.operator_config.as_deref()))
+        {
             Ok(c) => {
                 println!(
                     "{}: valid ({} fabric neighbors, {} pod groups, {} VRFs)",
@@ -104,6 +110,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// The node configuration with the operator file attached, when given.
+fn with_operator(
+    mut config: NodeConfig,
+    operator: Option<&std::path::Path>,
+) -> Result<NodeConfig, podpeer_node::config::ConfigError> {
+    if let Some(path) = operator {
+        podpeer_node::provision::attach(&mut config, path)?;
+    }
+    Ok(config)
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -115,7 +132,13 @@ fn run(args: RunArgs) -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
     let config = match NodeConfig::load(&args.config) {
-        Ok(c) => c,
+        Ok(c) => match with_operator(c, args.operator_config.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("podpeer-node: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Err(e) => {
             eprintln!("podpeer-node: {e}");
             return ExitCode::from(2);
