@@ -10,6 +10,7 @@
 //! - [`config`]: the YAML file and its validation;
 //! - [`guard`]: configuration to bgp-core import guards, route maps, ranges;
 //! - [`fib`]: the FIB state machine (events in, kernel writes out), pure;
+//! - [`frr`]: FRR mode: the FRR configuration rendered from the node's template;
 //! - [`provision`]: the node's VRF plumbing (VXLAN, bridges, veths, rules);
 //! - [`bpf`]: the tc-eBPF router on `bpfInterfaces` and the VRFs' members;
 //! - [`daemon`]: the wiring, FIB loop, reconcile on start, shutdown;
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod fib;
+pub mod frr;
 pub mod guard;
 pub mod http;
 pub mod provision;
