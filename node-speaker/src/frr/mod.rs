@@ -37,6 +37,7 @@
 
 pub mod reload;
 pub mod routecfg;
+pub mod systemd;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
