@@ -11,6 +11,7 @@
 //! - [`guard`]: configuration to bgp-core import guards, route maps, ranges;
 //! - [`fib`]: the FIB state machine (events in, kernel writes out), pure;
 //! - [`frr`]: FRR mode: the FRR configuration rendered from the node's template;
+//! - [`health`]: the network health check and the node's readiness;
 //! - [`provision`]: the node's VRF plumbing (VXLAN, bridges, veths, rules);
 //! - [`bpf`]: the tc-eBPF router on `bpfInterfaces` and the VRFs' members;
 //! - [`daemon`]: the wiring, FIB loop, reconcile on start, shutdown;
@@ -27,6 +28,7 @@ pub mod daemon;
 pub mod fib;
 pub mod frr;
 pub mod guard;
+pub mod health;
 pub mod http;
 pub mod provision;
 pub mod status;
