@@ -77,6 +77,9 @@ pub struct NodeConfig {
     /// [`crate::provision`]. Empty unless one is attached with
     /// [`crate::provision::attach`].
     pub operator: crate::provision::OperatorConfig,
+    /// FRR mode (FRR holds the sessions; see [`crate::frr::driver`]);
+    /// `None`: native mode. Set from the command line.
+    pub frr: Option<crate::frr::driver::FrrMode>,
 }
 
 /// A VRF: a routing table reached from its member interfaces.
@@ -545,6 +548,7 @@ impl Validator {
             pod_groups,
             graceful_restart,
             operator: Default::default(),
+            frr: None,
         })
     }
 

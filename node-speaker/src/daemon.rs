@@ -299,6 +299,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     if let Err(e) = crate::provision::provision(&netlink, &config).await {
         warn!("cannot provision: {e}");
     }
+    if config.frr.is_some() {
+        // FRR holds the sessions: no speaker here.
+        return crate::frr::driver::run(Arc::clone(&config), Arc::clone(&netlink)).await;
+    }
 
     // The tc-eBPF router on its interfaces (or an error in the log).
     let (bpf_stop, bpf_stopped) = watch::channel(false);

@@ -186,14 +186,14 @@ impl StandIn {
 const BOOT: &str = "router bgp 65010\n bgp router-id 192.0.2.10\nexit\n";
 
 struct Setup {
-    _ns: Netns,
+    ns: Netns,
     frr: Frr,
     bus: Bus,
     _service: zbus::Connection,
     calls: Arc<Mutex<Vec<String>>>,
     paths: FrrPaths,
     file: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn setup(tag: &str, behaviour: Behaviour) -> Setup {
@@ -225,14 +225,14 @@ async fn setup(tag: &str, behaviour: Behaviour) -> Setup {
         .await
         .unwrap();
     Setup {
-        _ns: ns,
+        ns,
         frr,
         bus,
         _service: service,
         calls,
         paths,
         file,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -323,5 +323,114 @@ async fn reload_and_restart_failing_is_an_error_naming_both() {
     assert_eq!(
         e.to_string(),
         "reload of frr.service ended \"failed\" and the restart \"failed\""
+    );
+}
+
+/// Waits up to `secs` for `ok`.
+async fn eventually(secs: u64, mut ok: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 10 {
+        if ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_in_frr_mode_provisions_renders_and_reloads_through_dbus() {
+    let s = setup("dbusd", Behaviour::Real).await;
+    let routes = s.dir.path().join("routes.yaml");
+    std::fs::copy(testdata("routes.yaml"), &routes).unwrap();
+    let mut daemon =
+        s.ns.command(env!("CARGO_BIN_EXE_podpeer-node"))
+            .arg("--config")
+            .arg(testdata("node.yaml"))
+            .arg("--operator-config")
+            .arg(testdata("operator.yaml"))
+            .arg("--frr-template")
+            .arg(testdata("template.conf"))
+            .arg("--frr-config")
+            .arg(&s.file)
+            .arg("--route-configs")
+            .arg(&routes)
+            .arg("--frr-reload-window")
+            .arg("1s")
+            .arg("--frr-vty-socket")
+            .arg(s.frr.dir())
+            .arg("--dbus-address")
+            .arg(&s.bus.address)
+            .env("OPERATOR_NETHEALTHCHECK_CONFIG", "/nonexistent/hc.yaml")
+            .spawn()
+            .unwrap();
+    let running = || s.frr.vtysh(&["show running-config"]).unwrap_or_default();
+    let reloaded = eventually(20, || {
+        running().contains("route-map rm_vips_import permit 10\n")
+    })
+    .await;
+    // The node's plumbing, in the namespace.
+    let links =
+        s.ns.ip(&["-d", "link", "show", "vx.200"])
+            .unwrap_or_default();
+    // A VRFRouteConfiguration change: a new export item.
+    let mut configs = routecfg::load(&routes).unwrap();
+    configs[1].export.push(PrefixItem {
+        cidr: "192.0.2.128/25".parse().unwrap(),
+        seq: Some(9),
+        action: podpeer_node::frr::PrefixAction::Deny,
+        ge: None,
+        le: None,
+    });
+    let yaml = configs
+        .iter()
+        .map(|c| {
+            let items = |items: &[PrefixItem]| {
+                items
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{{cidr: \"{}\", action: {}{}{}{}}}",
+                            i.cidr,
+                            i.action.as_str(),
+                            i.seq.map(|q| format!(", seq: {q}")).unwrap_or_default(),
+                            i.ge.map(|g| format!(", ge: {g}")).unwrap_or_default(),
+                            i.le.map(|l| format!(", le: {l}")).unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "- name: {}\n  vrf: {}\n  seq: {}\n  import: [{}]\n  export: [{}]\n",
+                c.name,
+                c.vrf,
+                c.seq,
+                items(&c.import),
+                items(&c.export)
+            )
+        })
+        .collect::<String>();
+    std::fs::write(&routes, yaml).unwrap();
+    let changed = eventually(20, || {
+        running().contains("ip prefix-list pl_mgmt_vrf_export_30 seq 9 deny 192.0.2.128/25\n")
+    })
+    .await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = daemon.wait().unwrap();
+    assert!(reloaded, "first reload missing:\n{}", running());
+    assert!(links.contains("vxlan id 200"), "{links}");
+    assert!(changed, "change not applied:\n{}", running());
+    assert!(status.success(), "{status}");
+    // Both configurations rendered after the change too.
+    assert!(running().contains("route-map rm_vips_import permit 10\n"));
+    let calls = s.calls.lock().unwrap().clone();
+    assert!(calls.len() >= 2, "{calls:?}");
+    assert!(
+        calls.iter().all(|c| c == "ReloadUnit frr.service"),
+        "{calls:?}"
     );
 }

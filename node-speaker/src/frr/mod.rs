@@ -35,6 +35,7 @@
 //! involved are left out and reported in [`Rendered::problems`], never
 //! rendered half.
 
+pub mod driver;
 pub mod reload;
 pub mod routecfg;
 pub mod systemd;
