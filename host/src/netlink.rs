@@ -40,6 +40,9 @@ use rtnetlink::packet_core::{
 use rtnetlink::proto::ConnectionHandle;
 use rtnetlink::proto::sys::{AsyncSocket, SocketAddr, protocols::NETLINK_ROUTE};
 
+mod links;
+pub use links::{Link, LinkChange, LinkSpec, PODPEER_ALIAS, Vxlan};
+
 /// The route protocol number podpeer's routes carry (`ip route ... proto 201`;
 /// unassigned in iproute2's `rt_protos`).
 pub const RTPROT_PODPEER: u8 = 201;
@@ -1180,7 +1183,7 @@ mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    fn emit_and_parse(message: RouteNetlinkMessage) -> RouteNetlinkMessage {
+    pub(super) fn emit_and_parse(message: RouteNetlinkMessage) -> RouteNetlinkMessage {
         let mut request = NetlinkMessage::from(message);
         request.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
         request.finalize();

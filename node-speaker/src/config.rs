@@ -73,6 +73,13 @@ pub struct NodeConfig {
     /// Graceful restart: the restart time neighbors should keep our routes
     /// for while we restart; `None`: off.
     pub graceful_restart: Option<Duration>,
+    /// The operator file (`vnimap`, `skipVRFConfig`, ...): see
+    /// [`crate::provision`]. Empty unless one is attached with
+    /// [`crate::provision::attach`].
+    pub operator: crate::provision::OperatorConfig,
+    /// FRR mode (FRR holds the sessions; see [`crate::frr::driver`]);
+    /// `None`: native mode. Set from the command line.
+    pub frr: Option<crate::frr::driver::FrrMode>,
 }
 
 /// A VRF: a routing table reached from its member interfaces.
@@ -540,6 +547,8 @@ impl Validator {
             fabric,
             pod_groups,
             graceful_restart,
+            operator: Default::default(),
+            frr: None,
         })
     }
 
@@ -877,7 +886,7 @@ impl Validator {
     }
 }
 
-fn valid_ifname(s: &str) -> bool {
+pub(crate) fn valid_ifname(s: &str) -> bool {
     !s.is_empty() && s.len() <= 15 && !s.contains(['/', ' ', '\t', '\n']) && s != "." && s != ".."
 }
 

@@ -359,17 +359,13 @@ pub async fn run_with(config: NodeConfig, source: Option<PeerSource>) -> anyhow:
     let config = Arc::new(config);
     let netlink = Arc::new(Netlink::connect().context("netlink")?);
 
-    // VRFs, or rules where the kernel has no VRF devices.
-    let has_vrf = netlink.has_vrf().await;
-    for step in provision_plan(&config, has_vrf) {
-        let r = match &step {
-            Provision::Vrf { name, table } => netlink.ensure_vrf(name, *table).await.map(drop),
-            Provision::Rule(rule) => netlink.ensure_rule(rule).await,
-        };
-        match r {
-            Ok(()) => info!(?step, "provisioned"),
-            Err(e) => warn!(?step, "cannot provision: {e}"),
-        }
+    // VRFs (devices, or rules where the kernel has none), VXLAN, bridges.
+    if let Err(e) = crate::provision::provision(&netlink, &config).await {
+        warn!("cannot provision: {e}");
+    }
+    if config.frr.is_some() {
+        // FRR holds the sessions: no speaker here.
+        return crate::frr::driver::run(Arc::clone(&config), Arc::clone(&netlink)).await;
     }
 
     // The tc-eBPF router on its interfaces (or an error in the log).

@@ -51,6 +51,29 @@ struct RunArgs {
         default_value = "/etc/podpeer/node.yaml"
     )]
     config: PathBuf,
+    /// The network operator file (`vnimap`, `skipVRFConfig`, `bpfInterfaces`,
+    /// provisioning settings), e.g. `/opt/network-operator/config.yaml`.
+    #[arg(long, env = "OPERATOR_CONFIG")]
+    operator_config: Option<PathBuf>,
+    /// FRR mode: the node's FRR template (with `#++{{.VRFs}}` etc. hints);
+    /// FRR then holds the BGP sessions.
+    #[arg(long, env = "PODPEER_FRR_TEMPLATE")]
+    frr_template: Option<PathBuf>,
+    /// FRR mode: the configuration file FRR loads.
+    #[arg(long, env = "PODPEER_FRR_CONFIG", default_value = "/etc/frr/frr.conf")]
+    frr_config: PathBuf,
+    /// FRR mode: a YAML list of VRFRouteConfigurations.
+    #[arg(long, env = "PODPEER_ROUTE_CONFIGS")]
+    route_configs: Option<PathBuf>,
+    /// FRR mode: changes within this window become one reload.
+    #[arg(long, env = "PODPEER_FRR_RELOAD_WINDOW", default_value = "30s", value_parser = duration)]
+    frr_reload_window: Duration,
+    /// FRR mode: FRR's vty socket directory (default: FRR's own).
+    #[arg(long, env = "PODPEER_FRR_VTY_SOCKET")]
+    frr_vty_socket: Option<PathBuf>,
+    /// FRR mode: the D-Bus address of systemd (default: the system bus).
+    #[arg(long, env = "PODPEER_DBUS_ADDRESS")]
+    dbus_address: Option<String>,
     /// Log filter (tracing env-filter syntax, e.g. `info,bgp_core=debug`).
     #[arg(long, env = "PODPEER_LOG", default_value = "info")]
     log: String,
@@ -80,22 +103,24 @@ fn main() -> ExitCode {
     match cli.command {
         None => run(cli.run),
         Some(Command::Run(a)) => run(a),
-        Some(Command::Check(a)) => match NodeConfig::load(&a.config) {
-            Ok(c) => {
-                println!(
-                    "{}: valid ({} fabric neighbors, {} pod groups, {} VRFs)",
-                    a.config.display(),
-                    c.fabric.len(),
-                    c.pod_groups.len(),
-                    c.vrfs.len()
-                );
-                ExitCode::SUCCESS
+        Some(Command::Check(a)) => {
+            match NodeConfig::load(&a.config).and_then(|c| with_operator(c, &a)) {
+                Ok(c) => {
+                    println!(
+                        "{}: valid ({} fabric neighbors, {} pod groups, {} VRFs)",
+                        a.config.display(),
+                        c.fabric.len(),
+                        c.pod_groups.len(),
+                        c.vrfs.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("podpeer-node: {e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("podpeer-node: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
         Some(Command::Status(q)) => query(q, "/status", |body| {
             cli::parse::<StatusView>("/status", body).map(|s| cli::render_status(&s))
         }),
@@ -118,6 +143,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// The node configuration with the operator file attached, when given,
+/// and FRR mode when a template is given.
+fn with_operator(
+    mut config: NodeConfig,
+    args: &RunArgs,
+) -> Result<NodeConfig, podpeer_node::config::ConfigError> {
+    if let Some(path) = &args.operator_config {
+        podpeer_node::provision::attach(&mut config, path)?;
+    }
+    if let Some(template) = &args.frr_template {
+        let mut mode = podpeer_node::frr::driver::FrrMode::new(template.clone());
+        mode.output = args.frr_config.clone();
+        mode.route_configs = args.route_configs.clone();
+        mode.window = args.frr_reload_window;
+        mode.paths.vty_socket = args.frr_vty_socket.clone();
+        mode.bus = args.dbus_address.clone();
+        config.frr = Some(mode);
+    }
+    Ok(config)
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -136,7 +182,13 @@ fn run(args: RunArgs) -> ExitCode {
         );
     }
     let config = match NodeConfig::load(&args.config) {
-        Ok(c) => c,
+        Ok(c) => match with_operator(c, &args) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("podpeer-node: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Err(e) => {
             eprintln!("podpeer-node: {e}");
             return ExitCode::from(2);

@@ -1,0 +1,177 @@
+//! FRR mode at run time: FRR holds the BGP sessions (fabric and pods);
+//! podpeer-node provisions the node, renders FRR's configuration whenever
+//! its inputs change, checks it with `frr-reload.py --test`, writes it when
+//! it changed and has systemd reload FRR (debounced), and runs the network
+//! health check.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::reload::{FrrPaths, write_if_changed};
+use super::systemd::{DEFAULT_WINDOW, Systemd, debounce};
+use super::{render, routecfg};
+use crate::config::NodeConfig;
+use crate::health::{self, Gate, HealthConfig, HealthMetrics, LogReadiness};
+use podpeer_host::netlink::Netlink;
+
+/// FRR mode's settings (from the command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrrMode {
+    /// The node's FRR template (with the `#++{{...}}` hints).
+    pub template: PathBuf,
+    /// The configuration FRR loads (`/etc/frr/frr.conf`).
+    pub output: PathBuf,
+    /// A YAML list of VRFRouteConfigurations, if any.
+    pub route_configs: Option<PathBuf>,
+    /// FRR's tools and sockets.
+    pub paths: FrrPaths,
+    /// The debounce window of reloads.
+    pub window: Duration,
+    /// The systemd unit.
+    pub unit: String,
+    /// A D-Bus address instead of the system bus.
+    pub bus: Option<String>,
+    /// How often the inputs are looked at for changes.
+    pub poll: Duration,
+    /// The health check file.
+    pub health: PathBuf,
+}
+
+impl FrrMode {
+    /// FRR mode with `template`, everything else at its default.
+    pub fn new(template: PathBuf) -> Self {
+        FrrMode {
+            template,
+            output: PathBuf::from("/etc/frr/frr.conf"),
+            route_configs: None,
+            paths: FrrPaths::default(),
+            window: DEFAULT_WINDOW,
+            unit: "frr.service".into(),
+            bus: None,
+            poll: Duration::from_secs(5),
+            health: HealthConfig::path_from_env(),
+        }
+    }
+}
+
+/// The modification times of the inputs: a change means a new render.
+fn stamps(mode: &FrrMode) -> Vec<Option<SystemTime>> {
+    std::iter::once(&mode.template)
+        .chain(mode.route_configs.as_ref())
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// Renders, checks and writes; whether FRR's file changed.
+pub fn render_once(node: &NodeConfig, mode: &FrrMode) -> anyhow::Result<bool> {
+    use anyhow::Context as _;
+    let template = std::fs::read_to_string(&mode.template)
+        .with_context(|| format!("reading {}", mode.template.display()))?;
+    let configs = match &mode.route_configs {
+        Some(p) => routecfg::load(p)?,
+        None => Vec::new(),
+    };
+    let rendered = render(&template, node, &configs)?;
+    for p in &rendered.problems {
+        warn!("FRR render: {p}");
+    }
+    let mut candidate = mode.output.as_os_str().to_owned();
+    candidate.push(".podpeer-candidate");
+    let candidate = PathBuf::from(candidate);
+    std::fs::write(&candidate, &rendered.config)
+        .with_context(|| format!("writing {}", candidate.display()))?;
+    let checked = mode.paths.test(&candidate, node.local_as);
+    let _ = std::fs::remove_file(&candidate);
+    checked?;
+    write_if_changed(&mode.output, &rendered.config)
+        .with_context(|| format!("writing {}", mode.output.display()))
+}
+
+/// Runs FRR mode until SIGTERM or SIGINT.
+pub async fn run(node: Arc<NodeConfig>, netlink: Arc<Netlink>) -> anyhow::Result<()> {
+    let Some(mode) = node.frr.clone() else {
+        anyhow::bail!("FRR mode is not configured");
+    };
+    let systemd = Systemd::connect(mode.bus.as_deref(), &mode.unit).await?;
+    let (changed, changes) = mpsc::channel(16);
+    let reloads = tokio::spawn(debounce(changes, mode.window, move || {
+        let systemd = systemd.clone();
+        async move {
+            match systemd.reload().await {
+                Ok(how) => info!(?how, "FRR reloaded"),
+                Err(e) => warn!("FRR reload: {e}"),
+            }
+        }
+    }));
+
+    let health_config = HealthConfig::load(&mode.health)?;
+    let metrics = HealthMetrics::default();
+    let mut gate = Gate::new(Vec::new());
+    let vtysh = mode.paths.bindir.join("vtysh");
+
+    let mut last = None;
+    let mut tick = tokio::time::interval(mode.poll);
+    let signal = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            r = tokio::signal::ctrl_c() => r?,
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    tokio::pin!(signal);
+    info!(template = %mode.template.display(), output = %mode.output.display(), "podpeer-node running in FRR mode");
+    loop {
+        tokio::select! {
+            r = &mut signal => { r?; break; }
+            _ = tick.tick() => {}
+        }
+        let now = stamps(&mode);
+        if last.as_ref() != Some(&now) {
+            match render_once(&node, &mode) {
+                Ok(true) => {
+                    info!("FRR configuration changed");
+                    let _ = changed.send(()).await;
+                }
+                Ok(false) => {}
+                Err(e) => warn!("FRR configuration not applied: {e:#}"),
+            }
+            last = Some(now);
+        }
+        let mut results = health::check_network(&netlink, &health_config).await;
+        results.push(health::check_frr(&vtysh, mode.paths.vty_socket.as_deref()).await);
+        metrics.record(&results);
+        if let Err(e) = gate.apply(&results, &LogReadiness).await {
+            warn!("node readiness: {e}");
+        }
+    }
+    drop(changed);
+    let _ = reloads.await;
+    info!("stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_bad_render_or_missing_template_is_an_error_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut mode = FrrMode::new(dir.path().join("missing.conf"));
+        mode.output = dir.path().join("frr.conf");
+        let node = crate::frr::tests::node();
+        let e = render_once(&node, &mode).unwrap_err();
+        assert!(format!("{e:#}").contains("missing.conf"), "{e:#}");
+        std::fs::write(&mode.template, "#++{{.Nope}}\n").unwrap();
+        let e = render_once(&node, &mode).unwrap_err();
+        assert!(e.to_string().contains("unknown hint"), "{e}");
+        assert!(!mode.output.exists());
+    }
+}
