@@ -198,7 +198,19 @@ impl PodLab {
         // the ECMP next hops; replies from a VIP come back on the bridge, so
         // strict reverse-path filtering would drop them.
         node_ns.ip(&["route", "add", "default", "via", FABRIC_IP])?;
-        node_ns.ip(&["link", "add", "pods", "type", "bridge"])?;
+        // A fixed MAC: a bridge without one takes the lowest of its ports',
+        // so a pod joining later could change the gateway's MAC under the
+        // ARP caches of the pods already there (their traffic then goes
+        // nowhere until the entry is probed again, tens of seconds).
+        node_ns.ip(&[
+            "link",
+            "add",
+            "pods",
+            "address",
+            "02:00:0a:f4:01:01",
+            "type",
+            "bridge",
+        ])?;
         node_ns.ip(&["addr", "add", &format!("{POD_GATEWAY}/24"), "dev", "pods"])?;
         node_ns.ip(&["link", "set", "pods", "up"])?;
         for ns in [&node_ns, &fabric_ns] {
@@ -555,8 +567,17 @@ vips:
                 return Ok(start.elapsed());
             }
             if start.elapsed() > timeout {
+                let mut sidecars = String::new();
+                for p in self.pods.iter().filter(|p| !established(&p.ip.to_string())) {
+                    sidecars.push_str(&format!(
+                        "\n--- {} ({}) sidecar log ---\n{}",
+                        p.name,
+                        p.ip,
+                        crate::tail(&self.dir().join(format!("{}-sidecar.out", p.name)), 30)
+                    ));
+                }
                 return Err(io::Error::other(format!(
-                    "sessions not up after {timeout:?}; node peers: {peers:?}\n--- podpeer-node log ---\n{}",
+                    "sessions not up after {timeout:?}; node peers: {peers:?}\n--- podpeer-node log ---\n{}{sidecars}",
                     crate::tail(&self.dir().join("podpeer-node.out"), 40)
                 )));
             }

@@ -162,7 +162,17 @@ async fn a_pod_object_makes_a_peer_and_its_vip_a_route() {
         .tempdir()
         .unwrap();
     let node = Netns::new("node").unwrap();
-    node.ip(&["link", "add", "pods", "type", "bridge"]).unwrap();
+    // A fixed MAC, so that pods joining later do not change the gateway's.
+    node.ip(&[
+        "link",
+        "add",
+        "pods",
+        "address",
+        "02:00:0a:f4:01:01",
+        "type",
+        "bridge",
+    ])
+    .unwrap();
     node.ip(&["addr", "add", "10.244.1.1/24", "dev", "pods"])
         .unwrap();
     node.ip(&["link", "set", "pods", "up"]).unwrap();
