@@ -224,7 +224,11 @@ async fn a_pod_object_makes_a_peer_and_its_vip_a_route() {
         ],
     );
     // No NodeBGPConfig yet: alive, not ready, and saying why.
-    let readyz = eventually("/readyz answers", WAIT, || async { get(&node, "/readyz") }).await;
+    // (Until the first reconcile it says "starting".)
+    let readyz = eventually("/readyz says why it is not ready", WAIT, || async {
+        get(&node, "/readyz").filter(|r| !r.contains("starting"))
+    })
+    .await;
     assert!(
         readyz.starts_with("503 not ready: NoNodeConfig: no NodeBGPConfig selects node node1"),
         "{readyz}"
