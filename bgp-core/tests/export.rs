@@ -217,3 +217,69 @@ async fn ibgp_ebgp_reflection_and_well_known_communities() {
         s.shutdown(None).await.unwrap();
     }
 }
+
+/// A prefix that leaves the table frees its place, which the next new prefix
+/// takes: the neighbor must hear the first withdrawn and the second announced,
+/// and the Adj-RIB-Out view must follow, also across a route refresh.
+#[tokio::test]
+async fn a_withdrawn_prefix_and_the_next_new_one_both_reach_the_neighbor() {
+    let (a, b) = (11u8, 12u8);
+    let sa = speaker(a, 65011).await;
+    let sb = speaker(b, 65012).await;
+    sa.add_neighbor(neighbor(a, b, RemoteAs::External))
+        .await
+        .unwrap();
+    sb.add_neighbor(neighbor(b, a, RemoteAs::External))
+        .await
+        .unwrap();
+    all_established(&sa, 1).await;
+    for p in ["198.51.110.0/24", "198.51.111.0/24"] {
+        sa.announce(p.parse().unwrap(), attrs(None, vec![]))
+            .await
+            .unwrap();
+    }
+    eventually("both at B", || async {
+        (route(&sb, "198.51.111.0/24").await.is_some()
+            && route(&sb, "198.51.110.0/24").await.is_some())
+        .then_some(())
+    })
+    .await;
+
+    sa.withdraw("198.51.110.0/24".parse().unwrap())
+        .await
+        .unwrap();
+    sa.announce("198.51.112.0/24".parse().unwrap(), attrs(Some(7), vec![]))
+        .await
+        .unwrap();
+    eventually("the withdrawal and the new one at B", || async {
+        (route(&sb, "198.51.110.0/24").await.is_none()
+            && route(&sb, "198.51.112.0/24").await.is_some())
+        .then_some(())
+    })
+    .await;
+    let med = route(&sb, "198.51.112.0/24").await.unwrap().paths[0]
+        .attrs
+        .attributes
+        .med;
+    assert_eq!(med, Some(7));
+    let sent = |s: &SpeakerHandle| {
+        let s = s.clone();
+        async move {
+            let mut v: Vec<String> = s
+                .advertised(addr(b))
+                .await
+                .unwrap()
+                .iter()
+                .map(|(p, _)| p.to_string())
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    assert_eq!(sent(&sa).await, ["198.51.111.0/24", "198.51.112.0/24"]);
+    assert_eq!(
+        sb.neighbors().await.unwrap()[0].counters.accepted,
+        2,
+        "B holds exactly the two"
+    );
+}

@@ -410,3 +410,40 @@ fn garbage_is_swept_when_the_set_has_doubled() {
     r.collect_garbage();
     assert_eq!(r.attribute_sets(), 1, "only the live set is left");
 }
+
+#[test]
+fn a_prefix_that_leaves_frees_its_place_for_the_next_one() {
+    let mut rib = rib(BestPathConfig::default());
+    let a = rib.add_peer(meta(2, SourceKind::External));
+    let x = rib.intern(attrs(&[65002], |_| {}));
+    let n = |s: &str| Nlri::new(s.parse::<Ipv4Net>().unwrap());
+    let mut changes = Vec::new();
+    rib.announce(a, &x, &[n("10.0.0.0/24"), n("10.0.1.0/24")], &mut changes);
+    rib.withdraw(a, &[n("10.0.0.0/24")], &mut changes);
+    rib.announce(a, &x, &[n("10.0.2.0/24")], &mut changes);
+    let t = rib.table::<Ipv4Net>();
+    assert_eq!(t.len(), 2);
+    assert!(t.paths(&"10.0.0.0/24".parse().unwrap()).is_empty());
+    assert_eq!(t.paths(&"10.0.2.0/24".parse().unwrap()).len(), 1);
+    let mut listed: Vec<String> = t.iter().map(|(p, _)| p.to_string()).collect();
+    listed.sort();
+    assert_eq!(listed, ["10.0.1.0/24", "10.0.2.0/24"]);
+    // The withdrawal and the new prefix are reported in order.
+    let seen: Vec<(String, usize)> = changes
+        .iter()
+        .map(|c| (c.prefix.to_string(), c.paths.len()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("10.0.0.0/24".to_string(), 1),
+            ("10.0.1.0/24".to_string(), 1),
+            ("10.0.0.0/24".to_string(), 0),
+            ("10.0.2.0/24".to_string(), 1),
+        ]
+    );
+    // Withdrawing what is not there changes nothing.
+    let mut none = Vec::new();
+    assert_eq!(rib.withdraw(a, &[n("10.0.0.0/24")], &mut none), 0);
+    assert!(none.is_empty());
+}

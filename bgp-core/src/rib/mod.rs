@@ -10,12 +10,12 @@ mod attrs;
 mod best;
 mod stale;
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use hashbrown::HashTable;
 use ipnet::{Ipv4Net, Ipv6Net};
-use rustc_hash::FxHasher;
+use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
 
 use crate::wire::{Nlri, Prefix};
@@ -52,7 +52,7 @@ impl Route {
 }
 
 /// The paths to one prefix, best first; the first `multipath` of them share the
-/// traffic.
+/// traffic. No paths: the slot is free.
 #[derive(Debug, Clone, Default)]
 struct Dest {
     paths: SmallVec<[Route; 1]>,
@@ -67,6 +67,9 @@ pub struct Change<P> {
     pub prefix: P,
     /// The paths to use now, best first; empty for a withdrawal.
     pub paths: SmallVec<[Route; 2]>,
+    /// Where the prefix lives (lived, for a withdrawal) in its [`Table`]:
+    /// what per-neighbor export state is indexed by.
+    pub(crate) slot: u32,
 }
 
 impl<P> Change<P> {
@@ -76,50 +79,140 @@ impl<P> Change<P> {
     }
 }
 
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+/// One prefix and its paths, at a stable index in the table.
+#[derive(Debug, Clone)]
+struct Slot<P> {
+    prefix: P,
+    dest: Dest,
+}
 
 /// The paths of one address family.
+///
+/// Prefixes live in a dense vector of slots whose index never moves while
+/// the prefix has paths; a hash table of slot indexes (4 bytes per bucket, the
+/// key is read from the slot) finds them. Per-neighbor export state is then
+/// one bit per slot instead of a map per neighbor, and growing the table
+/// copies 4-byte indexes, not whole entries. Freed slots are reused.
 #[derive(Debug)]
 pub struct Table<P> {
-    dests: FxMap<P, Dest>,
+    index: HashTable<u32>,
+    slots: Vec<Slot<P>>,
+    free: Vec<u32>,
 }
 
 impl<P> Default for Table<P> {
     fn default() -> Self {
         Self {
-            dests: FxMap::default(),
+            index: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
         }
     }
+}
+
+fn hash<P: Prefix>(prefix: &P) -> u64 {
+    FxBuildHasher.hash_one(prefix)
 }
 
 impl<P: Prefix> Table<P> {
     /// The number of prefixes with at least one path.
     pub fn len(&self) -> usize {
-        self.dests.len()
+        self.slots.len() - self.free.len()
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.dests.is_empty()
+        self.len() == 0
+    }
+
+    fn find(&self, prefix: &P) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(hash(prefix), |&i| slots[i as usize].prefix == *prefix)
+            .copied()
+    }
+
+    fn dest(&self, prefix: &P) -> Option<&Dest> {
+        self.find(prefix).map(|i| &self.slots[i as usize].dest)
+    }
+
+    /// The slot of `prefix`, taken from the free list or appended when it
+    /// has none yet.
+    fn slot_for(&mut self, prefix: P) -> u32 {
+        let h = hash(&prefix);
+        let slots = &self.slots;
+        if let Some(&i) = self.index.find(h, |&i| slots[i as usize].prefix == prefix) {
+            return i;
+        }
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize].prefix = prefix;
+                i
+            }
+            None => {
+                self.slots.push(Slot {
+                    prefix,
+                    dest: Dest::default(),
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slots = &self.slots;
+        self.index
+            .insert_unique(h, i, |&j| hash(&slots[j as usize].prefix));
+        i
+    }
+
+    /// Frees the slot of a prefix that lost its last path.
+    fn release(&mut self, slot: u32) {
+        let prefix = self.slots[slot as usize].prefix;
+        if let Ok(entry) = self.index.find_entry(hash(&prefix), |&i| i == slot) {
+            entry.remove();
+        }
+        self.slots[slot as usize].dest = Dest::default();
+        self.free.push(slot);
     }
 
     /// All paths to `prefix`, best first.
     pub fn paths(&self, prefix: &P) -> &[Route] {
-        self.dests.get(prefix).map_or(&[], |d| &d.paths[..])
+        self.dest(prefix).map_or(&[], |d| &d.paths[..])
     }
 
     /// The multipath set for `prefix`, best first.
     pub fn multipath(&self, prefix: &P) -> &[Route] {
-        self.dests
-            .get(prefix)
+        self.dest(prefix)
             .map_or(&[], |d| &d.paths[..usize::from(d.multipath)])
     }
 
     /// Every prefix with its multipath set, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&P, &[Route])> {
-        self.dests
+        self.slots
             .iter()
-            .map(|(p, d)| (p, &d.paths[..usize::from(d.multipath)]))
+            .filter(|s| !s.dest.paths.is_empty())
+            .map(|s| (&s.prefix, &s.dest.paths[..usize::from(s.dest.multipath)]))
+    }
+
+    /// Every prefix with all its paths, in no particular order.
+    pub(crate) fn iter_all(&self) -> impl Iterator<Item = (&P, &[Route])> {
+        self.slots
+            .iter()
+            .filter(|s| !s.dest.paths.is_empty())
+            .map(|s| (&s.prefix, &s.dest.paths[..]))
+    }
+
+    /// How many slots there are (a bound for slot indexes).
+    pub(crate) fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The prefix in a slot (the last one it held, if it is free) and its
+    /// best path, if it has one.
+    ///
+    /// # Panics
+    /// If `slot` is not below [`Table::slots`].
+    pub(crate) fn slot(&self, slot: u32) -> (P, Option<&Route>) {
+        let s = &self.slots[slot as usize];
+        (s.prefix, s.dest.paths.first())
     }
 }
 
@@ -239,7 +332,8 @@ impl Rib {
                 path_id: n.path_id.unwrap_or(0),
                 attrs: Arc::clone(attrs),
             };
-            let dest = table.dests.entry(n.prefix).or_default();
+            let slot = table.slot_for(n.prefix);
+            let dest = &mut table.slots[slot as usize].dest;
             if dest.paths.is_empty() {
                 // The common case of a new prefix: no ranking needed.
                 dest.paths.push(route);
@@ -248,6 +342,7 @@ impl Rib {
                 changes.push(Change {
                     prefix: n.prefix,
                     paths: dest.paths.iter().cloned().collect(),
+                    slot,
                 });
                 continue;
             }
@@ -265,7 +360,7 @@ impl Rib {
                 }
             }
             dest.multipath = best::rank(&mut dest.paths, &peers, &config) as u8;
-            note_change(n.prefix, dest, &before, changes);
+            note_change(n.prefix, slot, dest, &before, changes);
         }
         self.peers = peers;
         added
@@ -304,10 +399,10 @@ impl Rib {
         let (config, peers) = (self.config, std::mem::take(&mut self.peers));
         let table = P::table_mut(self);
         let prefixes: Vec<P> = table
-            .dests
+            .slots
             .iter()
-            .filter(|(_, d)| d.paths.iter().any(|r| r.peer == peer))
-            .map(|(p, _)| *p)
+            .filter(|s| s.dest.paths.iter().any(|r| r.peer == peer))
+            .map(|s| s.prefix)
             .collect();
         for prefix in prefixes {
             remove_path(table, prefix, |r| r.peer == peer, &peers, &config, changes);
@@ -326,7 +421,13 @@ fn snapshot(dest: &Dest) -> Snapshot {
         .collect()
 }
 
-fn note_change<P: Copy>(prefix: P, dest: &Dest, before: &Snapshot, changes: &mut Vec<Change<P>>) {
+fn note_change<P: Copy>(
+    prefix: P,
+    slot: u32,
+    dest: &Dest,
+    before: &Snapshot,
+    changes: &mut Vec<Change<P>>,
+) {
     if snapshot(dest) != *before {
         changes.push(Change {
             prefix,
@@ -334,6 +435,7 @@ fn note_change<P: Copy>(prefix: P, dest: &Dest, before: &Snapshot, changes: &mut
                 .iter()
                 .cloned()
                 .collect(),
+            slot,
         });
     }
 }
@@ -346,9 +448,10 @@ fn remove_path<P: Prefix>(
     config: &BestPathConfig,
     changes: &mut Vec<Change<P>>,
 ) -> bool {
-    let Some(dest) = table.dests.get_mut(&prefix) else {
+    let Some(slot) = table.find(&prefix) else {
         return false;
     };
+    let dest = &mut table.slots[slot as usize].dest;
     let before = snapshot(dest);
     let len = dest.paths.len();
     dest.paths.retain(|r| !matches(r));
@@ -356,14 +459,15 @@ fn remove_path<P: Prefix>(
         return false;
     }
     if dest.paths.is_empty() {
-        table.dests.remove(&prefix);
+        table.release(slot);
         changes.push(Change {
             prefix,
             paths: SmallVec::new(),
+            slot,
         });
         return true;
     }
     dest.multipath = best::rank(&mut dest.paths, peers, config) as u8;
-    note_change(prefix, dest, &before, changes);
+    note_change(prefix, slot, dest, &before, changes);
     true
 }

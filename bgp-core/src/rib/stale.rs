@@ -43,10 +43,9 @@ impl<P: RibPrefix> StalePaths<P> {
     /// Marks every path `peer` has in the RIB's table of this family.
     pub fn mark(rib: &Rib, peer: PeerId) -> Self {
         let paths = P::table(rib)
-            .dests
-            .iter()
-            .flat_map(|(p, d)| {
-                d.paths
+            .iter_all()
+            .flat_map(|(p, paths)| {
+                paths
                     .iter()
                     .filter(|r| r.peer == peer)
                     .map(move |r| (*p, r.path_id))

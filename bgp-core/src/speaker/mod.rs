@@ -25,6 +25,7 @@
 //! ```
 
 mod config;
+mod export;
 mod graceful;
 mod gshut;
 mod interface;
@@ -61,8 +62,9 @@ use crate::wire::{
     AfiSafi, Capability, Community, Message, MpUnreach, NextHop, Nlri, Notification,
     PathAttributes, Prefixes, RouteRefresh, RouteRefreshSubtype, Update,
 };
+use export::{ExportState, FamilyExport};
 use neighbor::{Control, FromNeighbor, NeighborTask};
-use outq::{FxMap, OutQueue};
+use outq::{FxMap, OutQueue, Refills};
 
 /// Errors of the Speaker API.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +202,7 @@ impl Speaker {
             events: events.clone(),
             from_neighbors,
             warned_8212: Default::default(),
+            refills: Arc::default(),
             refusals: (Instant::now(), 0, 0),
             listeners,
             graceful_shutdown: false,
@@ -381,13 +384,6 @@ impl SpeakerHandle {
     }
 }
 
-/// The routes sent to one neighbor, per family.
-#[derive(Default)]
-struct AdjOut {
-    v4: FxMap<Ipv4Net, Arc<RouteAttrs>>,
-    v6: FxMap<Ipv6Net, Arc<RouteAttrs>>,
-}
-
 /// The routes received from one neighbor before policy (soft-reconfiguration).
 #[derive(Default)]
 struct AdjIn {
@@ -399,15 +395,15 @@ struct AdjIn {
 trait Family: RibPrefix + Into<IpNet> {
     /// Index into per-family arrays.
     const INDEX: usize;
-    fn out(adj: &mut AdjOut) -> &mut FxMap<Self, Arc<RouteAttrs>>;
+    fn export(e: &mut ExportState) -> &mut FamilyExport;
     fn adj_in(adj: &mut AdjIn) -> &mut FxMap<Self, Arc<RouteAttrs>>;
     fn pending(p: &mut outq::Pending) -> &mut FxMap<Self, Option<Arc<RouteAttrs>>>;
 }
 
 impl Family for Ipv4Net {
     const INDEX: usize = 0;
-    fn out(adj: &mut AdjOut) -> &mut FxMap<Self, Arc<RouteAttrs>> {
-        &mut adj.v4
+    fn export(e: &mut ExportState) -> &mut FamilyExport {
+        &mut e.v4
     }
     fn adj_in(adj: &mut AdjIn) -> &mut FxMap<Self, Arc<RouteAttrs>> {
         &mut adj.v4
@@ -419,8 +415,8 @@ impl Family for Ipv4Net {
 
 impl Family for Ipv6Net {
     const INDEX: usize = 1;
-    fn out(adj: &mut AdjOut) -> &mut FxMap<Self, Arc<RouteAttrs>> {
-        &mut adj.v6
+    fn export(e: &mut ExportState) -> &mut FamilyExport {
+        &mut e.v6
     }
     fn adj_in(adj: &mut AdjIn) -> &mut FxMap<Self, Arc<RouteAttrs>> {
         &mut adj.v6
@@ -443,7 +439,8 @@ struct Neighbor {
     last_error: Option<String>,
     last_rejection: Option<RejectedPrefix>,
     adj_in: AdjIn,
-    adj_out: AdjOut,
+    /// What it has been sent, and what it must be sent again.
+    export: ExportState,
     /// The last export result and the family and attribute set it was
     /// computed from, reused while the export policy does not look at prefixes
     /// (the next hop differs between families, so never across them).
@@ -499,6 +496,8 @@ struct SpeakerTask {
     events: broadcast::Sender<Event>,
     from_neighbors: mpsc::Sender<FromNeighbor>,
     warned_8212: std::collections::HashSet<(PeerId, bool)>,
+    /// Neighbors whose out queue has room for more routes.
+    refills: Arc<Refills>,
     /// Refused connections logged: the minute's start, how many were logged
     /// at warn in it, how many were not.
     refusals: (Instant, u32, u32),
@@ -574,6 +573,12 @@ impl SpeakerTask {
                     }
                 },
                 _ = graceful::sleep(self.gr.next_deadline()) => self.gr_tick(),
+                _ = self.refills.notify.notified() => {
+                    for id in self.refills.take() {
+                        self.fill::<Ipv4Net>(id);
+                        self.fill::<Ipv6Net>(id);
+                    }
+                }
                 Some(e) = from_neighbors.recv() => self.neighbor_event(e),
                 Some((stream, addr)) = accepted.recv() => self.accept(stream, addr).await,
             }
@@ -603,7 +608,7 @@ impl SpeakerTask {
             kind: SourceKind::External,
         });
         let (control_tx, control_rx) = mpsc::channel(16);
-        let outq = Arc::new(OutQueue::default());
+        let outq = Arc::new(OutQueue::new(id, Arc::clone(&self.refills)));
         let fsm = Fsm::new(fsm_config(&self.config, &config));
         let labels = Metrics::neighbor(&address);
         let links = neighbor::Links {
@@ -631,7 +636,7 @@ impl SpeakerTask {
                 last_error: None,
                 last_rejection: None,
                 adj_in: AdjIn::default(),
-                adj_out: AdjOut::default(),
+                export: ExportState::default(),
                 export_cache: None,
                 accepted_by_family: [0; 2],
                 labels,
@@ -796,28 +801,14 @@ impl SpeakerTask {
                 let _ = done.send(v);
             }
             Command::AdjOut(ip, done) => {
-                let r = match self
-                    .by_addr
-                    .get(&canonical(ip))
-                    .and_then(|id| self.neighbors.get(id))
-                {
-                    Some(n) => {
-                        let mut v: AdjRib = n
-                            .adj_out
-                            .v4
-                            .iter()
-                            .map(|(p, a)| (IpNet::V4(*p), Arc::clone(a)))
-                            .collect();
-                        v.extend(
-                            n.adj_out
-                                .v6
-                                .iter()
-                                .map(|(p, a)| (IpNet::V6(*p), Arc::clone(a))),
-                        );
+                let r = match self.by_addr.get(&canonical(ip)).copied() {
+                    Some(id) if self.neighbors.contains_key(&id) => {
+                        let mut v = self.advertised_routes::<Ipv4Net>(id);
+                        v.extend(self.advertised_routes::<Ipv6Net>(id));
                         v.sort_by_key(|(p, _)| *p);
                         Ok(v)
                     }
-                    None => Err(SpeakerError::NoSuchNeighbor(ip)),
+                    _ => Err(SpeakerError::NoSuchNeighbor(ip)),
                 };
                 let _ = done.send(r);
             }
@@ -1110,7 +1101,7 @@ impl SpeakerTask {
                         n.counters.accepted = 0;
                         n.accepted_by_family = [0; 2];
                     }
-                    n.adj_out = AdjOut::default();
+                    n.export = ExportState::default();
                     n.counters.advertised = 0;
                     n.export_cache = None;
                 }
@@ -1172,19 +1163,22 @@ impl SpeakerTask {
 
     /// A session's initial routes, then End-of-RIB for each family.
     fn send_initial(&mut self, peer: PeerId) {
-        self.reexport_all::<Ipv4Net>(peer);
-        self.reexport_all::<Ipv6Net>(peer);
-        if let Some(n) = self.neighbors.get(&peer)
+        self.mark_all::<Ipv4Net>(peer);
+        self.mark_all::<Ipv6Net>(peer);
+        if let Some(n) = self.neighbors.get_mut(&peer)
             && let Some(s) = &n.session
         {
-            let mut q = n.outq.lock();
             for &f in &s.negotiated.families {
-                let eor = Update::end_of_rib(f);
-                q.after.push(Message::Update(eor));
+                let eor = Message::Update(Update::end_of_rib(f));
+                match family_export(&mut n.export, f) {
+                    Some(e) => e.after_pass.push(eor),
+                    None => n.outq.lock().after.push(eor),
+                }
             }
-            drop(q);
             n.outq.notify.notify_one();
         }
+        self.fill::<Ipv4Net>(peer);
+        self.fill::<Ipv6Net>(peer);
     }
 
     fn withdraw_peer(&mut self, peer: PeerId) {
@@ -1221,14 +1215,15 @@ impl SpeakerTask {
                 subtype: RouteRefreshSubtype::BeginningOfRefresh,
             }));
         }
-        if refresh.family == AfiSafi::IPV4_UNICAST {
-            self.resend::<Ipv4Net>(peer);
-        } else if refresh.family == AfiSafi::IPV6_UNICAST {
-            self.resend::<Ipv6Net>(peer);
-        }
-        if let Some(n) = self.neighbors.get(&peer) {
-            let mut q = n.outq.lock();
-            q.after.push(if enhanced {
+        if let Some(n) = self.neighbors.get_mut(&peer)
+            && let Some(e) = family_export(&mut n.export, refresh.family)
+        {
+            // Everything it has been sent, again, then the end marker.
+            let sent = std::mem::take(&mut e.advertised);
+            e.dirty.union(&sent);
+            e.advertised = sent;
+            e.restart_pass();
+            e.after_pass.push(if enhanced {
                 Message::RouteRefresh(RouteRefresh {
                     family: refresh.family,
                     subtype: RouteRefreshSubtype::EndOfRefresh,
@@ -1236,20 +1231,11 @@ impl SpeakerTask {
             } else {
                 Message::Update(Update::end_of_rib(refresh.family))
             });
-            drop(q);
-            n.outq.notify.notify_one();
         }
-    }
-
-    /// Queues everything in a neighbor's Adj-RIB-Out again.
-    fn resend<P: Family>(&mut self, peer: PeerId) {
-        let Some(n) = self.neighbors.get_mut(&peer) else {
-            return;
-        };
-        let mut q = n.outq.lock();
-        let pending = P::pending(&mut q);
-        for (p, a) in P::out(&mut n.adj_out).iter() {
-            pending.insert(*p, Some(Arc::clone(a)));
+        if refresh.family == AfiSafi::IPV4_UNICAST {
+            self.fill::<Ipv4Net>(peer);
+        } else {
+            self.fill::<Ipv6Net>(peer);
         }
     }
 
@@ -1619,6 +1605,12 @@ impl SpeakerTask {
         if changes.is_empty() {
             return;
         }
+        let ids: Vec<PeerId> = self.neighbors.keys().copied().collect();
+        // A prefix that left the table frees its slot, which may be reused at
+        // once: whoever was sent it hears the withdrawal now.
+        for &id in &ids {
+            self.withdraw_gone(id, &changes);
+        }
         if self.gr.deferring() {
             // While a restart defers selection, the whole table is reported
             // and exported when it ends.
@@ -1634,108 +1626,171 @@ impl SpeakerTask {
                 });
             }
         }
-        let ids: Vec<PeerId> = self.neighbors.keys().copied().collect();
         for id in ids {
             self.export_changes(id, &changes);
         }
         self.rib.maybe_collect_garbage();
     }
 
+    /// Queues withdrawals of the prefixes in `changes` that left the table
+    /// and that neighbor `id` was sent.
+    fn withdraw_gone<P: Family>(&mut self, id: PeerId, changes: &[Change<P>]) {
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
+        let e = P::export(&mut n.export);
+        if e.advertised.len() == 0 {
+            return;
+        }
+        let mut gone = Vec::new();
+        for c in changes.iter().filter(|c| c.paths.is_empty()) {
+            if e.advertised.remove(c.slot as usize) {
+                gone.push(c.prefix);
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        let mut q = n.outq.lock();
+        for p in gone {
+            P::pending(&mut q).insert(p, None);
+        }
+        drop(q);
+        n.counters.advertised = n.export.advertised();
+        n.outq.notify.notify_one();
+        self.sync_metrics(id);
+    }
+
+    /// Marks the changed prefixes for neighbor `id` and tops up its queue.
     fn export_changes<P: Family>(&mut self, id: PeerId, changes: &[Change<P>]) {
-        let Some(n) = self.neighbors.get(&id) else {
+        let Some(n) = self.neighbors.get_mut(&id) else {
             return;
         };
         if !n.established_for(P::FAMILY) {
             return;
         }
-        let mut dirty = false;
+        let e = P::export(&mut n.export);
         for c in changes {
-            let desired = self.export_route(id, c.prefix, c.best());
-            dirty |= self.set_out(id, c.prefix, desired);
+            let slot = c.slot as usize;
+            // Never back to where it came from: nothing to do unless an
+            // earlier best path was sent.
+            let own = c.best().is_some_and(|r| r.peer == id);
+            if !c.paths.is_empty() && (!own || e.advertised.get(slot)) {
+                e.dirty.insert(slot);
+            }
         }
-        if dirty && let Some(n) = self.neighbors.get(&id) {
-            n.outq.notify.notify_one();
-            self.sync_metrics(id);
-        }
+        self.fill::<P>(id);
     }
 
-    /// Recomputes everything a neighbor should have (session up, policy
-    /// changed); queues only what differs from what it has.
-    fn reexport_all<P: Family>(&mut self, id: PeerId) {
+    /// Marks every prefix for neighbor `id` (session up, policy changed) and
+    /// starts a pass over the table.
+    fn mark_all<P: Family>(&mut self, id: PeerId) {
         let Some(n) = self.neighbors.get_mut(&id) else {
             return;
         };
         if !n.established_for(P::FAMILY) || self.gr.deferring() {
             return;
         }
-        let mut old = std::mem::take(P::out(&mut n.adj_out));
-        let best: Vec<(P, Route)> = self
-            .rib
-            .table::<P>()
-            .iter()
-            .filter_map(|(p, mp)| mp.first().map(|r| (*p, r.clone())))
-            .collect();
-        let mut dirty = false;
-        for (p, r) in &best {
-            let Some(desired) = self.export_route(id, *p, Some(r)) else {
-                continue;
-            };
-            match old.remove(p) {
-                Some(had) if Arc::ptr_eq(&had, &desired) => {
-                    if let Some(n) = self.neighbors.get_mut(&id) {
-                        P::out(&mut n.adj_out).insert(*p, desired);
-                    }
-                }
-                _ => dirty |= self.set_out(id, *p, Some(desired)),
+        let table = self.rib.table::<P>();
+        let e = P::export(&mut n.export);
+        for slot in 0..table.slots() {
+            if table.slot(slot as u32).1.is_some() {
+                e.dirty.insert(slot);
             }
         }
+        // Those sent whose prefix is gone or no longer exported leave.
+        let sent = std::mem::take(&mut e.advertised);
+        e.dirty.union(&sent);
+        e.advertised = sent;
+        e.restart_pass();
+    }
+
+    /// Recomputes everything a neighbor should have (policy changed) and
+    /// sends what it should hear now.
+    fn reexport_all<P: Family>(&mut self, id: PeerId) {
+        self.mark_all::<P>(id);
+        self.fill::<P>(id);
+    }
+
+    /// Moves dirty prefixes of neighbor `id` into its out queue, with the
+    /// attributes it should hear now, while the queue has room.
+    fn fill<P: Family>(&mut self, id: PeerId) {
         let Some(n) = self.neighbors.get_mut(&id) else {
             return;
         };
-        if !old.is_empty() {
-            let mut q = n.outq.lock();
-            for p in old.into_keys() {
-                P::pending(&mut q).insert(p, None);
-            }
-            dirty = true;
+        if !n.established_for(P::FAMILY) {
+            return;
         }
-        n.counters.advertised = (n.adj_out.v4.len() + n.adj_out.v6.len()) as u64;
-        if dirty {
-            n.outq.notify.notify_one();
+        let outq = Arc::clone(&n.outq);
+        let mut e = std::mem::take(P::export(&mut n.export));
+        let mut q = outq.lock();
+        let mut room = export::CHUNK.saturating_sub(q.prefixes());
+        let mut queued = false;
+        while room > 0 {
+            let Some(slot) = e.dirty.next(e.cursor) else {
+                // The pass reached the end of the table.
+                if !e.after_pass.is_empty() {
+                    q.after.append(&mut e.after_pass);
+                    queued = true;
+                }
+                e.cursor = 0;
+                if e.dirty.len() == 0 {
+                    break;
+                }
+                continue;
+            };
+            e.dirty.remove(slot);
+            e.cursor = slot + 1;
+            let (prefix, best) = self.rib.table::<P>().slot(slot as u32);
+            let best = best.cloned();
+            let desired = match &best {
+                Some(r) => self.export_route(id, prefix, Some(r)),
+                None => None,
+            };
+            match desired {
+                Some(attrs) => {
+                    e.advertised.insert(slot);
+                    P::pending(&mut q).insert(prefix, Some(attrs));
+                }
+                None if e.advertised.remove(slot) => {
+                    P::pending(&mut q).insert(prefix, None);
+                }
+                None => continue,
+            }
+            room -= 1;
+            queued = true;
+        }
+        drop(q);
+        let Some(n) = self.neighbors.get_mut(&id) else {
+            return;
+        };
+        *P::export(&mut n.export) = e;
+        if queued {
+            n.counters.advertised = n.export.advertised();
+            outq.notify.notify_one();
+            self.sync_metrics(id);
         }
     }
 
-    /// Records the desired state of one prefix for a neighbor; true when it
-    /// differs from what was sent.
-    fn set_out<P: Family>(
-        &mut self,
-        id: PeerId,
-        prefix: P,
-        desired: Option<Arc<RouteAttrs>>,
-    ) -> bool {
-        let Some(n) = self.neighbors.get_mut(&id) else {
-            return false;
+    /// What neighbor `id` has been sent of family `P`, as it would be sent
+    /// now (the attributes are computed, not stored).
+    fn advertised_routes<P: Family>(&mut self, id: PeerId) -> AdjRib {
+        let Some(n) = self.neighbors.get(&id) else {
+            return Vec::new();
         };
-        let out = P::out(&mut n.adj_out);
-        let changed = match (&desired, out.get(&prefix)) {
-            (Some(d), Some(cur)) => !Arc::ptr_eq(d, cur),
-            (None, None) => false,
-            _ => true,
+        let slots: Vec<usize> = match P::FAMILY {
+            AfiSafi::IPV4_UNICAST => n.export.v4.advertised.iter().collect(),
+            _ => n.export.v6.advertised.iter().collect(),
         };
-        if !changed {
-            return false;
-        }
-        match &desired {
-            Some(d) => {
-                out.insert(prefix, Arc::clone(d));
-            }
-            None => {
-                out.remove(&prefix);
+        let mut v = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let (prefix, best) = self.rib.table::<P>().slot(slot as u32);
+            let best = best.cloned();
+            if let Some(attrs) = self.export_route(id, prefix, best.as_ref()) {
+                v.push((prefix.into(), attrs));
             }
         }
-        n.counters.advertised = (n.adj_out.v4.len() + n.adj_out.v6.len()) as u64;
-        P::pending(&mut n.outq.lock()).insert(prefix, desired);
-        true
+        v
     }
 
     /// What neighbor `id` should hear about `prefix` whose best path is `best`:
@@ -1882,6 +1937,15 @@ impl SpeakerTask {
 struct Refused {
     by_reason: [u64; REJECT_REASONS.len()],
     last: Option<RejectedPrefix>,
+}
+
+/// A neighbor's export state for one family, if it is one the RIB holds.
+fn family_export(e: &mut ExportState, family: AfiSafi) -> Option<&mut FamilyExport> {
+    match family {
+        AfiSafi::IPV4_UNICAST => Some(&mut e.v4),
+        AfiSafi::IPV6_UNICAST => Some(&mut e.v6),
+        _ => None,
+    }
 }
 
 fn push_group<P: Copy>(

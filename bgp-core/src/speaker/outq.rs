@@ -1,10 +1,11 @@
 //! What the speaker wants a neighbor to hear, waiting to be sent.
 //!
-//! The RIB task never blocks on a neighbor: it records the latest desired state
-//! per prefix here and wakes the neighbor's task, which takes everything when
-//! its socket has room and packs it into UPDATEs by attribute set. A prefix that
-//! changes twice before it is sent is sent once, so a slow or stuck peer costs
-//! at most one entry per prefix, never a growing backlog.
+//! The RIB task never blocks on a neighbor: it moves up to
+//! [`CHUNK`](super::export::CHUNK) prefixes with their attributes here and wakes
+//! the neighbor's task, which takes everything when its socket has room, packs
+//! it into UPDATEs by attribute set, and asks for more through [`Refills`]. The
+//! rest waits as dirty bits in the neighbor's export state, so a slow or stuck
+//! peer costs a bounded queue, never a growing backlog.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -14,7 +15,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use rustc_hash::FxHasher;
 use tokio::sync::Notify;
 
-use crate::rib::RouteAttrs;
+use crate::rib::{PeerId, RouteAttrs};
 use crate::wire::Message;
 
 pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
@@ -35,24 +36,69 @@ impl Pending {
     pub(crate) fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty() && self.after.is_empty() && self.before.is_empty()
     }
+
+    /// How many prefixes are queued.
+    pub(crate) fn prefixes(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
 }
 
+/// Neighbors whose queue was taken and may be topped up, for the RIB task.
 #[derive(Debug, Default)]
-pub(crate) struct OutQueue {
-    pending: Mutex<Pending>,
+pub(crate) struct Refills {
+    peers: Mutex<Vec<PeerId>>,
     pub(crate) notify: Notify,
 }
 
+impl Refills {
+    fn push(&self, peer: PeerId) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if !peers.contains(&peer) {
+            peers.push(peer);
+        }
+        drop(peers);
+        self.notify.notify_one();
+    }
+
+    /// Takes the neighbors that asked for more.
+    pub(crate) fn take(&self) -> Vec<PeerId> {
+        std::mem::take(&mut *self.peers.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct OutQueue {
+    peer: PeerId,
+    pending: Mutex<Pending>,
+    pub(crate) notify: Notify,
+    refills: Arc<Refills>,
+}
+
 impl OutQueue {
+    /// The queue of neighbor `peer`, which asks `refills` for more.
+    pub(crate) fn new(peer: PeerId, refills: Arc<Refills>) -> Self {
+        Self {
+            peer,
+            pending: Mutex::new(Pending::default()),
+            notify: Notify::new(),
+            refills,
+        }
+    }
+
     /// Locks the pending changes. A poisoned lock (a panic while holding it)
     /// still holds consistent maps, so it is used as is.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes everything pending.
+    /// Takes everything pending and, when that was not nothing, asks the RIB
+    /// task for more.
     pub(crate) fn take(&self) -> Pending {
-        std::mem::take(&mut *self.lock())
+        let taken = std::mem::take(&mut *self.lock());
+        if !taken.is_empty() {
+            self.refills.push(self.peer);
+        }
+        taken
     }
 
     /// Drops everything pending (the session went down).
