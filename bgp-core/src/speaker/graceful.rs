@@ -758,6 +758,10 @@ impl SpeakerTask {
             self.report_table::<Ipv4Net>();
             self.report_table::<Ipv6Net>();
         }
+        let feeds: Vec<u64> = self.feeds.keys().copied().collect();
+        for id in feeds {
+            self.feed_mark_all(id);
+        }
         let ids: Vec<PeerId> = self.neighbors.keys().copied().collect();
         for id in ids {
             let Some(n) = self.neighbors.get(&id) else {

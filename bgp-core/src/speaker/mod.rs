@@ -26,6 +26,7 @@
 
 mod config;
 mod export;
+mod feed;
 mod graceful;
 mod gshut;
 mod interface;
@@ -48,6 +49,7 @@ use tracing::{debug, info, warn};
 pub use config::{
     BGP_PORT, DynamicRange, GracefulRestartConfig, MaxPrefixes, NeighborConfig, SpeakerConfig,
 };
+pub use feed::{FeedEntry, RouteFeed};
 pub use interface::InterfaceNeighbor;
 use types::RejectKind;
 pub use types::{
@@ -138,6 +140,9 @@ enum Command {
         oneshot::Sender<Result<(), SpeakerError>>,
     ),
     Shutdown(Option<String>, oneshot::Sender<()>),
+    FeedOpen(oneshot::Sender<(u64, Arc<tokio::sync::Notify>)>),
+    FeedTake(u64, usize, oneshot::Sender<Vec<FeedEntry>>),
+    FeedClose(u64),
     GracefulShutdown(
         Option<IpAddr>,
         bool,
@@ -203,6 +208,8 @@ impl Speaker {
             from_neighbors,
             warned_8212: Default::default(),
             refills: Arc::default(),
+            feeds: HashMap::new(),
+            next_feed: 0,
             refusals: (Instant::now(), 0, 0),
             listeners,
             graceful_shutdown: false,
@@ -498,6 +505,9 @@ struct SpeakerTask {
     warned_8212: std::collections::HashSet<(PeerId, bool)>,
     /// Neighbors whose out queue has room for more routes.
     refills: Arc<Refills>,
+    /// Route feeds (FIB installers) by id.
+    feeds: HashMap<u64, feed::Feed>,
+    next_feed: u64,
     /// Refused connections logged: the minute's start, how many were logged
     /// at warn in it, how many were not.
     refusals: (Instant, u32, u32),
@@ -794,6 +804,21 @@ impl SpeakerTask {
                     self.neighbors.values().map(|n| self.status(n)).collect();
                 v.sort_by_key(|s| s.address);
                 let _ = done.send(v);
+            }
+            Command::FeedOpen(done) => {
+                let id = self.next_feed;
+                self.next_feed += 1;
+                let f = feed::Feed::default();
+                let notify = Arc::clone(&f.notify);
+                self.feeds.insert(id, f);
+                self.feed_mark_all(id);
+                let _ = done.send((id, notify));
+            }
+            Command::FeedTake(id, max, done) => {
+                let _ = done.send(self.feed_take(id, max));
+            }
+            Command::FeedClose(id) => {
+                self.feeds.remove(&id);
             }
             Command::Routes(done) => {
                 let mut v = self.dump::<Ipv4Net>();
@@ -1626,10 +1651,88 @@ impl SpeakerTask {
                 });
             }
         }
+        for f in self.feeds.values_mut() {
+            let dirty = &mut f.dirty[P::INDEX];
+            for c in &changes {
+                if c.paths.is_empty() {
+                    f.gone.insert(c.prefix.into());
+                } else {
+                    dirty.insert(c.slot as usize);
+                }
+            }
+            f.notify.notify_one();
+        }
         for id in ids {
             self.export_changes(id, &changes);
         }
         self.rib.maybe_collect_garbage();
+    }
+
+    /// Marks the whole table for feed `id` (new, or after a restart's
+    /// deferral).
+    fn feed_mark_all(&mut self, id: u64) {
+        let Some(f) = self.feeds.get_mut(&id) else {
+            return;
+        };
+        let t4 = self.rib.table::<Ipv4Net>();
+        for slot in 0..t4.slots() {
+            if t4.slot(slot as u32).1.is_some() {
+                f.dirty[0].insert(slot);
+            }
+        }
+        let t6 = self.rib.table::<Ipv6Net>();
+        for slot in 0..t6.slots() {
+            if t6.slot(slot as u32).1.is_some() {
+                f.dirty[1].insert(slot);
+            }
+        }
+        f.notify.notify_one();
+    }
+
+    /// Up to `max` changes for feed `id`: prefixes gone first, then the
+    /// changed ones as they are now.
+    fn feed_take(&mut self, id: u64, max: usize) -> Vec<FeedEntry> {
+        let Some(mut f) = self.feeds.remove(&id) else {
+            return Vec::new();
+        };
+        let mut out: Vec<FeedEntry> = Vec::new();
+        let gone: Vec<IpNet> = f.gone.iter().take(max).copied().collect();
+        for p in gone {
+            f.gone.remove(&p);
+            out.push((p, Vec::new()));
+        }
+        self.feed_take_family::<Ipv4Net>(&mut f, max, &mut out);
+        self.feed_take_family::<Ipv6Net>(&mut f, max, &mut out);
+        self.feeds.insert(id, f);
+        out
+    }
+
+    fn feed_take_family<P: Family>(
+        &self,
+        f: &mut feed::Feed,
+        max: usize,
+        out: &mut Vec<FeedEntry>,
+    ) {
+        let table = self.rib.table::<P>();
+        let dirty = &mut f.dirty[P::INDEX];
+        let mut at = 0;
+        while out.len() < max {
+            let Some(slot) = dirty.next(at) else {
+                break;
+            };
+            at = slot + 1;
+            dirty.remove(slot);
+            let (prefix, best) = table.slot(slot as u32);
+            if best.is_none() {
+                continue; // gone meanwhile: in `gone` already
+            }
+            let paths = table
+                .multipath(&prefix)
+                .iter()
+                .map(|r| self.path(r))
+                .collect();
+            out.push((prefix.into(), paths));
+        }
     }
 
     /// Queues withdrawals of the prefixes in `changes` that left the table

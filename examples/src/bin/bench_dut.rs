@@ -4,6 +4,9 @@
 //!
 //! `bench-dut --config {config}` (see `docs/bench-dut.txt`).
 
+#[path = "bench_dut/fib.rs"]
+mod fib;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -141,9 +144,6 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", args.config.display()))?;
     let config: Config =
         toml::from_str(&text).with_context(|| format!("parsing {}", args.config.display()))?;
-    if config.install_fib {
-        eprintln!("bench-dut: install_fib is not supported yet; routes are not installed");
-    }
     let v6 = ipv6_beside_ipv4();
     let mut sc = SpeakerConfig::new(config.local_as, config.router_id);
     sc.listen = vec![SocketAddr::new(
@@ -151,6 +151,9 @@ async fn main() -> anyhow::Result<()> {
         config.listen_port,
     )];
     let speaker = Speaker::start(sc).await?;
+    if config.install_fib {
+        fib::spawn(&speaker).context("kernel FIB install")?;
+    }
     for n in &config.neighbors {
         speaker
             .add_neighbor(neighbor(
