@@ -51,12 +51,15 @@ impl Route {
     }
 }
 
-/// The paths to one prefix, best first; the first `multipath` of them share the
-/// traffic. No paths: the slot is free.
-#[derive(Debug, Clone, Default)]
-struct Dest {
+/// One prefix and its paths, best first, at a stable index in the table; the
+/// first `multipath` paths share the traffic. No paths: the slot is free.
+/// (One flat struct, so that the prefix fits in the padding: 32 bytes for
+/// IPv4, where a prefix beside a separate paths struct took 40.)
+#[derive(Debug, Clone)]
+struct Slot<P> {
     paths: SmallVec<[Route; 1]>,
     multipath: u8,
+    prefix: P,
 }
 
 /// A prefix whose forwarding changed: the new multipath set, best path first,
@@ -65,37 +68,41 @@ struct Dest {
 pub struct Change<P> {
     /// The prefix.
     pub prefix: P,
-    /// The paths to use now, best first; empty for a withdrawal.
+    /// The paths to use now, best first; empty for a withdrawal, and also
+    /// when the RIB was told not to report paths ([`Rib::report_paths`]).
     pub paths: SmallVec<[Route; 2]>,
+    /// Where the best path comes from; `None` for a withdrawal.
+    pub best_peer: Option<PeerId>,
     /// Where the prefix lives (lived, for a withdrawal) in its [`Table`]:
     /// what per-neighbor export state is indexed by.
     pub(crate) slot: u32,
 }
 
 impl<P> Change<P> {
-    /// The best path, if the prefix is reachable.
+    /// The best path, if the prefix is reachable and paths are reported.
     pub fn best(&self) -> Option<&Route> {
         self.paths.first()
     }
-}
 
-/// One prefix and its paths, at a stable index in the table.
-#[derive(Debug, Clone)]
-struct Slot<P> {
-    prefix: P,
-    dest: Dest,
+    /// Whether the prefix is no longer reachable.
+    pub fn is_withdrawal(&self) -> bool {
+        self.best_peer.is_none()
+    }
 }
 
 /// The paths of one address family.
 ///
 /// Prefixes live in a dense vector of slots whose index never moves while
-/// the prefix has paths; a hash table of slot indexes (4 bytes per bucket, the
-/// key is read from the slot) finds them. Per-neighbor export state is then
-/// one bit per slot instead of a map per neighbor, and growing the table
-/// copies 4-byte indexes, not whole entries. Freed slots are reused.
+/// the prefix has paths; a hash table of slot indexes with 32 bits of their
+/// prefix's hash (8 bytes per bucket) finds them. Per-neighbor export state is
+/// then one bit per slot instead of a map per neighbor, and growing the table
+/// moves 8-byte entries, not whole routes. Freed slots are reused.
 #[derive(Debug)]
 pub struct Table<P> {
-    index: HashTable<u32>,
+    /// (slot, 32 bits of the prefix's hash): growing the table rehashes from
+    /// the stored bits, never reading the slots, and a lookup reads a slot
+    /// only when the bits match.
+    index: HashTable<(u32, u32)>,
     slots: Vec<Slot<P>>,
     free: Vec<u32>,
 }
@@ -110,8 +117,15 @@ impl<P> Default for Table<P> {
     }
 }
 
-fn hash<P: Prefix>(prefix: &P) -> u64 {
-    FxBuildHasher.hash_one(prefix)
+/// 32 bits of the prefix's hash, and the 64-bit hash made of them twice
+/// (hashbrown takes the bucket from the low bits, the tag from the high).
+fn hash<P: Prefix>(prefix: &P) -> (u64, u32) {
+    let h = (FxBuildHasher.hash_one(prefix) >> 32) as u32;
+    (widen(h), h)
+}
+
+fn widen(h: u32) -> u64 {
+    (u64::from(h) << 32) | u64::from(h)
 }
 
 impl<P: Prefix> Table<P> {
@@ -127,21 +141,25 @@ impl<P: Prefix> Table<P> {
 
     fn find(&self, prefix: &P) -> Option<u32> {
         let slots = &self.slots;
+        let (h, h32) = hash(prefix);
         self.index
-            .find(hash(prefix), |&i| slots[i as usize].prefix == *prefix)
-            .copied()
+            .find(h, |&(i, b)| b == h32 && slots[i as usize].prefix == *prefix)
+            .map(|&(i, _)| i)
     }
 
-    fn dest(&self, prefix: &P) -> Option<&Dest> {
-        self.find(prefix).map(|i| &self.slots[i as usize].dest)
+    fn dest(&self, prefix: &P) -> Option<&Slot<P>> {
+        self.find(prefix).map(|i| &self.slots[i as usize])
     }
 
     /// The slot of `prefix`, taken from the free list or appended when it
     /// has none yet.
     fn slot_for(&mut self, prefix: P) -> u32 {
-        let h = hash(&prefix);
+        let (h, h32) = hash(&prefix);
         let slots = &self.slots;
-        if let Some(&i) = self.index.find(h, |&i| slots[i as usize].prefix == prefix) {
+        if let Some(&(i, _)) = self
+            .index
+            .find(h, |&(i, b)| b == h32 && slots[i as usize].prefix == prefix)
+        {
             return i;
         }
         let i = match self.free.pop() {
@@ -151,25 +169,26 @@ impl<P: Prefix> Table<P> {
             }
             None => {
                 self.slots.push(Slot {
+                    paths: SmallVec::new(),
+                    multipath: 0,
                     prefix,
-                    dest: Dest::default(),
                 });
                 (self.slots.len() - 1) as u32
             }
         };
-        let slots = &self.slots;
-        self.index
-            .insert_unique(h, i, |&j| hash(&slots[j as usize].prefix));
+        self.index.insert_unique(h, (i, h32), |&(_, b)| widen(b));
         i
     }
 
     /// Frees the slot of a prefix that lost its last path.
     fn release(&mut self, slot: u32) {
         let prefix = self.slots[slot as usize].prefix;
-        if let Ok(entry) = self.index.find_entry(hash(&prefix), |&i| i == slot) {
+        if let Ok(entry) = self.index.find_entry(hash(&prefix).0, |&(i, _)| i == slot) {
             entry.remove();
         }
-        self.slots[slot as usize].dest = Dest::default();
+        let s = &mut self.slots[slot as usize];
+        s.paths = SmallVec::new();
+        s.multipath = 0;
         self.free.push(slot);
     }
 
@@ -188,16 +207,16 @@ impl<P: Prefix> Table<P> {
     pub fn iter(&self) -> impl Iterator<Item = (&P, &[Route])> {
         self.slots
             .iter()
-            .filter(|s| !s.dest.paths.is_empty())
-            .map(|s| (&s.prefix, &s.dest.paths[..usize::from(s.dest.multipath)]))
+            .filter(|s| !s.paths.is_empty())
+            .map(|s| (&s.prefix, &s.paths[..usize::from(s.multipath)]))
     }
 
     /// Every prefix with all its paths, in no particular order.
     pub(crate) fn iter_all(&self) -> impl Iterator<Item = (&P, &[Route])> {
         self.slots
             .iter()
-            .filter(|s| !s.dest.paths.is_empty())
-            .map(|s| (&s.prefix, &s.dest.paths[..]))
+            .filter(|s| !s.paths.is_empty())
+            .map(|s| (&s.prefix, &s.paths[..]))
     }
 
     /// How many slots there are (a bound for slot indexes).
@@ -212,7 +231,7 @@ impl<P: Prefix> Table<P> {
     /// If `slot` is not below [`Table::slots`].
     pub(crate) fn slot(&self, slot: u32) -> (P, Option<&Route>) {
         let s = &self.slots[slot as usize];
-        (s.prefix, s.dest.paths.first())
+        (s.prefix, s.paths.first())
     }
 }
 
@@ -251,6 +270,7 @@ pub struct Rib {
     peers: Vec<PeerMeta>,
     interner: Interner,
     config: BestPathConfig,
+    report_paths: bool,
 }
 
 impl Rib {
@@ -262,6 +282,7 @@ impl Rib {
             peers: vec![local],
             interner: Interner::default(),
             config,
+            report_paths: true,
         }
     }
 
@@ -287,6 +308,13 @@ impl Rib {
         if let Some(m) = self.peers.get_mut(peer as usize) {
             *m = meta;
         }
+    }
+
+    /// Whether [`Change`]s carry their paths (the default). Without, they say
+    /// only which prefix changed, where its best path comes from and whether
+    /// it is reachable: cheaper when nobody looks at the paths.
+    pub fn report_paths(&mut self, on: bool) {
+        self.report_paths = on;
     }
 
     /// The shared copy of an attribute set: intern once per UPDATE, then pass
@@ -325,6 +353,7 @@ impl Rib {
     ) -> usize {
         let mut added = 0;
         let (config, peers) = (self.config, std::mem::take(&mut self.peers));
+        let report = self.report_paths;
         let table = P::table_mut(self);
         for n in prefixes {
             let route = Route {
@@ -333,7 +362,7 @@ impl Rib {
                 attrs: Arc::clone(attrs),
             };
             let slot = table.slot_for(n.prefix);
-            let dest = &mut table.slots[slot as usize].dest;
+            let dest = &mut table.slots[slot as usize];
             if dest.paths.is_empty() {
                 // The common case of a new prefix: no ranking needed.
                 dest.paths.push(route);
@@ -341,7 +370,12 @@ impl Rib {
                 added += 1;
                 changes.push(Change {
                     prefix: n.prefix,
-                    paths: dest.paths.iter().cloned().collect(),
+                    paths: if report {
+                        dest.paths.iter().cloned().collect()
+                    } else {
+                        SmallVec::new()
+                    },
+                    best_peer: Some(peer),
                     slot,
                 });
                 continue;
@@ -360,7 +394,7 @@ impl Rib {
                 }
             }
             dest.multipath = best::rank(&mut dest.paths, &peers, &config) as u8;
-            note_change(n.prefix, slot, dest, &before, changes);
+            note_change(n.prefix, slot, dest, &before, report, changes);
         }
         self.peers = peers;
         added
@@ -374,6 +408,7 @@ impl Rib {
         changes: &mut Vec<Change<P>>,
     ) -> usize {
         let (config, peers) = (self.config, std::mem::take(&mut self.peers));
+        let report = self.report_paths;
         let table = P::table_mut(self);
         let mut removed = 0;
         for n in prefixes {
@@ -382,8 +417,7 @@ impl Rib {
                 table,
                 n.prefix,
                 |r| r.peer == peer && r.path_id == path_id,
-                &peers,
-                &config,
+                (&peers, &config, report),
                 changes,
             ) {
                 removed += 1;
@@ -397,15 +431,17 @@ impl Rib {
     /// returns the changes.
     pub fn withdraw_peer<P: RibPrefix>(&mut self, peer: PeerId, changes: &mut Vec<Change<P>>) {
         let (config, peers) = (self.config, std::mem::take(&mut self.peers));
+        let report = self.report_paths;
         let table = P::table_mut(self);
         let prefixes: Vec<P> = table
             .slots
             .iter()
-            .filter(|s| s.dest.paths.iter().any(|r| r.peer == peer))
+            .filter(|s| s.paths.iter().any(|r| r.peer == peer))
             .map(|s| s.prefix)
             .collect();
         for prefix in prefixes {
-            remove_path(table, prefix, |r| r.peer == peer, &peers, &config, changes);
+            let rank = (&peers[..], &config, report);
+            remove_path(table, prefix, |r| r.peer == peer, rank, changes);
         }
         self.peers = peers;
         self.interner.maybe_collect_garbage();
@@ -414,7 +450,7 @@ impl Rib {
 
 type Snapshot = SmallVec<[(PeerId, u32, *const RouteAttrs); 2]>;
 
-fn snapshot(dest: &Dest) -> Snapshot {
+fn snapshot<P>(dest: &Slot<P>) -> Snapshot {
     dest.paths[..usize::from(dest.multipath)]
         .iter()
         .map(|r| (r.peer, r.path_id, Arc::as_ptr(&r.attrs)))
@@ -424,17 +460,21 @@ fn snapshot(dest: &Dest) -> Snapshot {
 fn note_change<P: Copy>(
     prefix: P,
     slot: u32,
-    dest: &Dest,
+    dest: &Slot<P>,
     before: &Snapshot,
+    report: bool,
     changes: &mut Vec<Change<P>>,
 ) {
     if snapshot(dest) != *before {
+        let paths = &dest.paths[..usize::from(dest.multipath)];
         changes.push(Change {
             prefix,
-            paths: dest.paths[..usize::from(dest.multipath)]
-                .iter()
-                .cloned()
-                .collect(),
+            paths: if report {
+                paths.iter().cloned().collect()
+            } else {
+                SmallVec::new()
+            },
+            best_peer: paths.first().map(|r| r.peer),
             slot,
         });
     }
@@ -444,14 +484,13 @@ fn remove_path<P: Prefix>(
     table: &mut Table<P>,
     prefix: P,
     matches: impl Fn(&Route) -> bool,
-    peers: &[PeerMeta],
-    config: &BestPathConfig,
+    (peers, config, report): (&[PeerMeta], &BestPathConfig, bool),
     changes: &mut Vec<Change<P>>,
 ) -> bool {
     let Some(slot) = table.find(&prefix) else {
         return false;
     };
-    let dest = &mut table.slots[slot as usize].dest;
+    let dest = &mut table.slots[slot as usize];
     let before = snapshot(dest);
     let len = dest.paths.len();
     dest.paths.retain(|r| !matches(r));
@@ -463,11 +502,24 @@ fn remove_path<P: Prefix>(
         changes.push(Change {
             prefix,
             paths: SmallVec::new(),
+            best_peer: None,
             slot,
         });
         return true;
     }
     dest.multipath = best::rank(&mut dest.paths, peers, config) as u8;
-    note_change(prefix, slot, dest, &before, changes);
+    note_change(prefix, slot, dest, &before, report, changes);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv4_slot_takes_32_bytes() {
+        // The table's size for a million routes rests on this.
+        assert_eq!(std::mem::size_of::<Slot<Ipv4Net>>(), 32);
+        assert_eq!(std::mem::size_of::<Slot<Ipv6Net>>(), 48);
+    }
 }

@@ -26,7 +26,7 @@
 use crate::wire::Message;
 
 /// How many prefixes the RIB task keeps queued for one neighbor.
-pub(crate) const CHUNK: usize = 32 * 1024;
+pub(crate) const CHUNK: usize = 8 * 1024;
 
 /// A growable set of slot indexes.
 #[derive(Debug, Default, Clone)]

@@ -670,6 +670,7 @@ impl SpeakerTask {
 
     /// A deadline passed: phases move on, the deferral may end.
     pub(super) fn gr_tick(&mut self) {
+        self.sync_report_paths();
         let now = Instant::now();
         if self.gr.deferral.as_ref().is_some_and(|d| d.until <= now) {
             self.end_deferral("selection deferral time over");

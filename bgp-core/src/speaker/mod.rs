@@ -404,7 +404,7 @@ trait Family: RibPrefix + Into<IpNet> {
     const INDEX: usize;
     fn export(e: &mut ExportState) -> &mut FamilyExport;
     fn adj_in(adj: &mut AdjIn) -> &mut FxMap<Self, Arc<RouteAttrs>>;
-    fn pending(p: &mut outq::Pending) -> &mut FxMap<Self, Option<Arc<RouteAttrs>>>;
+    fn pending(p: &mut outq::Pending) -> &mut FxMap<Self, Option<u32>>;
 }
 
 impl Family for Ipv4Net {
@@ -415,7 +415,7 @@ impl Family for Ipv4Net {
     fn adj_in(adj: &mut AdjIn) -> &mut FxMap<Self, Arc<RouteAttrs>> {
         &mut adj.v4
     }
-    fn pending(p: &mut outq::Pending) -> &mut FxMap<Self, Option<Arc<RouteAttrs>>> {
+    fn pending(p: &mut outq::Pending) -> &mut FxMap<Self, Option<u32>> {
         &mut p.v4
     }
 }
@@ -428,7 +428,7 @@ impl Family for Ipv6Net {
     fn adj_in(adj: &mut AdjIn) -> &mut FxMap<Self, Arc<RouteAttrs>> {
         &mut adj.v6
     }
-    fn pending(p: &mut outq::Pending) -> &mut FxMap<Self, Option<Arc<RouteAttrs>>> {
+    fn pending(p: &mut outq::Pending) -> &mut FxMap<Self, Option<u32>> {
         &mut p.v6
     }
 }
@@ -728,7 +728,13 @@ impl SpeakerTask {
         }
     }
 
+    /// Changes carry their paths only while someone listens to route events.
+    fn sync_report_paths(&mut self) {
+        self.rib.report_paths(self.events.receiver_count() > 0);
+    }
+
     async fn command(&mut self, c: Command) {
+        self.sync_report_paths();
         match c {
             Command::AddNeighbor(config, done) => {
                 let ip = canonical(config.address);
@@ -1065,6 +1071,7 @@ impl SpeakerTask {
     }
 
     fn neighbor_event(&mut self, e: FromNeighbor) {
+        self.sync_report_paths();
         match e {
             FromNeighbor::State { peer, from, to } => {
                 if let Some(n) = self.neighbors.get_mut(&peer) {
@@ -1647,14 +1654,25 @@ impl SpeakerTask {
             for c in &changes {
                 let _ = self.events.send(Event::Route {
                     prefix: c.prefix.into(),
-                    paths: c.paths.iter().map(|r| self.path(r)).collect(),
+                    // A subscriber that came during this batch: the paths
+                    // were not recorded, the table has them.
+                    paths: if c.paths.is_empty() && !c.is_withdrawal() {
+                        let table = self.rib.table::<P>();
+                        table
+                            .multipath(&c.prefix)
+                            .iter()
+                            .map(|r| self.path(r))
+                            .collect()
+                    } else {
+                        c.paths.iter().map(|r| self.path(r)).collect()
+                    },
                 });
             }
         }
         for f in self.feeds.values_mut() {
             let dirty = &mut f.dirty[P::INDEX];
             for c in &changes {
-                if c.paths.is_empty() {
+                if c.is_withdrawal() {
                     f.gone.insert(c.prefix.into());
                 } else {
                     dirty.insert(c.slot as usize);
@@ -1746,7 +1764,7 @@ impl SpeakerTask {
             return;
         }
         let mut gone = Vec::new();
-        for c in changes.iter().filter(|c| c.paths.is_empty()) {
+        for c in changes.iter().filter(|c| c.is_withdrawal()) {
             if e.advertised.remove(c.slot as usize) {
                 gone.push(c.prefix);
             }
@@ -1777,8 +1795,8 @@ impl SpeakerTask {
             let slot = c.slot as usize;
             // Never back to where it came from: nothing to do unless an
             // earlier best path was sent.
-            let own = c.best().is_some_and(|r| r.peer == id);
-            if !c.paths.is_empty() && (!own || e.advertised.get(slot)) {
+            let own = c.best_peer == Some(id);
+            if !c.is_withdrawal() && (!own || e.advertised.get(slot)) {
                 e.dirty.insert(slot);
             }
         }
@@ -1828,6 +1846,8 @@ impl SpeakerTask {
         let mut e = std::mem::take(P::export(&mut n.export));
         let mut q = outq.lock();
         let mut room = export::CHUNK.saturating_sub(q.prefixes());
+        // Grown once, not by doubling through every size.
+        P::pending(&mut q).reserve(e.dirty.len().min(room));
         let mut queued = false;
         while room > 0 {
             let Some(slot) = e.dirty.next(e.cursor) else {
@@ -1853,7 +1873,8 @@ impl SpeakerTask {
             match desired {
                 Some(attrs) => {
                     e.advertised.insert(slot);
-                    P::pending(&mut q).insert(prefix, Some(attrs));
+                    let i = q.attrs_index(&attrs);
+                    P::pending(&mut q).insert(prefix, Some(i));
                 }
                 None if e.advertised.remove(slot) => {
                     P::pending(&mut q).insert(prefix, None);

@@ -157,22 +157,30 @@ struct Drain {
 }
 
 fn group<P: Copy>(
-    map: super::outq::FxMap<P, Option<Arc<RouteAttrs>>>,
+    map: super::outq::FxMap<P, Option<u32>>,
+    attrs: &[Arc<RouteAttrs>],
     withdraw: &mut Vec<Nlri<P>>,
     announce: &mut Vec<(Arc<RouteAttrs>, Vec<Nlri<P>>)>,
 ) {
-    let mut index: super::outq::FxMap<*const RouteAttrs, usize> = Default::default();
+    // Attribute index -> group, with equal sets (listed twice) in one group.
+    let mut by_ptr: super::outq::FxMap<*const RouteAttrs, usize> = Default::default();
+    let mut group_of: Vec<Option<usize>> = vec![None; attrs.len()];
     for (prefix, state) in map {
-        match state {
-            None => withdraw.push(Nlri::new(prefix)),
-            Some(attrs) => {
-                let i = *index.entry(Arc::as_ptr(&attrs)).or_insert_with(|| {
-                    announce.push((Arc::clone(&attrs), Vec::new()));
-                    announce.len() - 1
-                });
-                announce[i].1.push(Nlri::new(prefix));
-            }
-        }
+        let Some(i) = state else {
+            withdraw.push(Nlri::new(prefix));
+            continue;
+        };
+        let i = i as usize;
+        let Some(a) = attrs.get(i) else {
+            continue;
+        };
+        let g = *group_of[i].get_or_insert_with(|| {
+            *by_ptr.entry(Arc::as_ptr(a)).or_insert_with(|| {
+                announce.push((Arc::clone(a), Vec::new()));
+                announce.len() - 1
+            })
+        });
+        announce[g].1.push(Nlri::new(prefix));
     }
 }
 
@@ -183,8 +191,8 @@ impl Drain {
             after: p.after,
             ..Default::default()
         };
-        group(p.v4, &mut d.withdraw_v4, &mut d.announce_v4);
-        group(p.v6, &mut d.withdraw_v6, &mut d.announce_v6);
+        group(p.v4, &p.attrs, &mut d.withdraw_v4, &mut d.announce_v4);
+        group(p.v6, &p.attrs, &mut d.withdraw_v6, &mut d.announce_v6);
         d
     }
 
