@@ -17,7 +17,7 @@
  * writes the template's headers (the `header` map, filled by the loader) over
  * every frame, and then spreads the frames over `flows` UDP source ports from
  * `base_port` on (the IPv4 header checksum does not cover them; the UDP
- * checksum is 0, "none").
+ * checksum is 0, "none"). With a nonzero `interval`, it paces the frames.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
