@@ -765,21 +765,27 @@ fn xdp_child(args: &Args, netns: &str, template: &[u8]) -> Result<()> {
         0,
     )?;
     // The rate: from --offered-mpps, else from the parent, a line of Mpps at
-    // a time on stdin (0: no limit).
+    // a time on stdin (0: no limit). Stdin's end is the parent's: should it
+    // die without killing us, we end too.
     let mut interval: Array<_, u64> = Array::try_from(
         ebpf.take_map("interval")
             .context("xdpgen.o has no map interval")?,
     )?;
     interval.set(0, interval_ns(args.offered_mpps.unwrap_or(0.0)), 0)?;
-    if args.offered_mpps.is_none() {
-        std::thread::spawn(move || -> Result<()> {
-            for line in std::io::stdin().lines() {
-                let mpps: f64 = line?.trim().parse().context("rate from the parent")?;
+    let fixed = args.offered_mpps.is_some();
+    std::thread::spawn(move || {
+        let result = std::io::stdin().lines().try_for_each(|line| -> Result<()> {
+            let mpps: f64 = line?.trim().parse().context("rate from the parent")?;
+            if !fixed {
                 interval.set(0, interval_ns(mpps), 0)?;
             }
             Ok(())
         });
-    }
+        if let Err(e) = &result {
+            eprintln!("XDP generator: {e:#}");
+        }
+        std::process::exit(i32::from(result.is_err()));
+    });
     let prog: &Xdp = ebpf
         .program(XDPGEN_PROGRAM)
         .context("xdpgen.o has no program podpeer_xdpgen")?
