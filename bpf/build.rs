@@ -1,5 +1,7 @@
 //! Compiles `router.c` with clang into `$OUT_DIR/router.o` (BPF bytecode with
-//! BTF), which `src/router.rs` embeds. Needs clang and the kernel/libbpf
+//! BTF), which `src/router.rs` embeds, and `xdpgen.c` (the forwarding
+//! benchmark's traffic generator) into `$OUT_DIR/xdpgen.o`, which
+//! `examples/forward-bench.rs` embeds. Needs clang and the kernel/libbpf
 //! headers (Debian: `clang libbpf-dev linux-libc-dev`); no nightly Rust.
 //!
 //! `CLANG` names another compiler; `BPF_EXTRA_CFLAGS` adds flags.
@@ -13,23 +15,31 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             // Cargo shows a failed build script's stderr.
-            eprintln!("error: building the BPF program bpf/router.c: {message}");
+            eprintln!("error: building the BPF programs: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
 fn build() -> Result<(), String> {
-    println!("cargo::rerun-if-changed=router.c");
     println!("cargo::rerun-if-env-changed=CLANG");
     println!("cargo::rerun-if-env-changed=BPF_EXTRA_CFLAGS");
+    for name in ["router", "xdpgen"] {
+        compile(name).map_err(|e| format!("bpf/{name}.c: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `<name>.c` into `$OUT_DIR/<name>.o`.
+fn compile(name: &str) -> Result<(), String> {
+    println!("cargo::rerun-if-changed={name}.c");
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR is not set")?);
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_owned());
-    let source = manifest_dir.join("router.c");
-    let object = out_dir.join("router.o");
+    let source = manifest_dir.join(format!("{name}.c"));
+    let object = out_dir.join(format!("{name}.o"));
 
     let mut cmd = Command::new(&clang);
     cmd.args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror"]);

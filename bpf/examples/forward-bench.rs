@@ -5,14 +5,13 @@
 //! client c0 --veth-- r1 [router: forwarding, conntrack, nft] r2 --veth-- s0 server
 //! ```
 //!
-//! The client writes prebuilt Ethernet frames (UDP over IPv4, `--flows`
-//! source ports) with `sendmmsg` on an `AF_PACKET` socket, so no client IP
-//! stack sits in the measurement. What counts is what the router forwarded:
-//! the packets r2 transmitted (its `tx_packets`), per second. Behind r2,
-//! `--sink udp` (default) has the server receive them on a UDP socket
-//! (`recvmmsg` on CPU 1); `--sink l2` addresses them to a MAC the server does
-//! not have, so it discards them on arrival and the figure is the router's
-//! alone. The generator is pinned to CPU 0. By default, on veth, the
+//! The client sends Ethernet frames (UDP over IPv4, `--flows` source ports),
+//! so no client IP stack sits in the measurement. What counts is what the
+//! router forwarded: the packets r2 transmitted (its `tx_packets`), per
+//! second. Behind r2, `--sink udp` (default) has the server receive them on a
+//! UDP socket (`recvmmsg` on CPU 1); `--sink l2` addresses them to a MAC the
+//! server does not have, so it discards them on arrival and the figure is the
+//! router's alone. The generator is pinned to CPU 0. By default, on veth, the
 //! router's work (and the server's receive) runs in the sender's softirq on
 //! that CPU. With `--router-cpu N`, r1 and s0 receive through threaded NAPI
 //! (GRO on at the receiving end, TSO off at the sending end, the condition
@@ -24,6 +23,25 @@
 //! never reach it. Rounds alternate kernel / eBPF so that machine noise falls
 //! on both alike.
 //!
+//! Two generators:
+//! - `--generator xdp`, the default with `--router-cpu`: the kernel makes the
+//!   frames itself. A child process runs `xdpgen.c` with `BPF_PROG_TEST_RUN`
+//!   in XDP live-frames mode (`BPF_F_TEST_XDP_LIVE_FRAMES`, kernel 5.18+) on
+//!   frames built from one template in a page pool; its `XDP_TX` puts each
+//!   straight into r1's NAPI ring (veth's `ndo_xdp_xmit`), with no socket,
+//!   skb or qdisc on the way, and r1's poll turns them into skbs as a NIC
+//!   driver does. One core offers several times what a router core forwards,
+//!   so the router core is saturated in every mode (frames that find r1's
+//!   ring full are dropped there, counted in c0's `tx_dropped`). The child
+//!   runs in a session of its own with `--generator-nice` (default -20) on
+//!   its autogroup, and r1's kthread at `--router-nice` (default -20), so
+//!   that other jobs on a shared machine neither stall the generator nor
+//!   share the router core; the run takes both cores while it lasts.
+//! - `--generator af-packet`, the default without `--router-cpu`: prebuilt
+//!   frames written with `sendmmsg` on an `AF_PACKET` socket, which costs the
+//!   sender about as much per frame as the router spends forwarding it, so
+//!   one sender core cannot keep the router core busy.
+//!
 //! Two figures per run: packets per second of wall-clock time (what other
 //! jobs on a shared machine take from the CPU lowers it), and packets per
 //! second of CPU actually spent on them, the steadier one when the machine is
@@ -33,6 +51,9 @@
 //!
 //! Run as root: `cargo run --release -p podpeer-bpf --example forward-bench
 //! -- --sink l2 --router-cpu 1`.
+
+use aya::maps::Array;
+use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
 
 use std::fs::File;
 use std::io::IoSlice;
@@ -67,9 +88,35 @@ struct Args {
     /// UDP flows (source ports).
     #[arg(long, default_value_t = 64)]
     flows: u16,
-    /// Frames per sendmmsg call.
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
+    /// Frames per sendmmsg call (`af-packet`, default 64), or per
+    /// live-frames batch (`xdp`, at most 256, default 16: a batch leaves as
+    /// one burst when it is done).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// How the client sends: `xdp` (XDP live frames, needs `--router-cpu`
+    /// and kernel 5.18 or later) or `af-packet` (`sendmmsg`). Default: `xdp`
+    /// with `--router-cpu`, else `af-packet`.
+    #[arg(long, value_enum)]
+    generator: Option<Generator>,
+    /// The XDP generator's nice value: below 0 it keeps its core against
+    /// other jobs on a shared machine (every time it is off the CPU for more
+    /// than r1's 256-frame ring lasts, the router core runs dry).
+    #[arg(long, default_value_t = -20, allow_negative_numbers = true)]
+    generator_nice: i32,
+    /// `--router-cpu`: the nice value of r1's NAPI kthread (the router's
+    /// work). Below 0 it keeps its core against other jobs, which otherwise
+    /// take turns with it and cool its caches; 0 leaves it as it is.
+    #[arg(long, default_value_t = -20, allow_negative_numbers = true)]
+    router_nice: i32,
+    /// The XDP generator's rate in Mpps (paced); default: as fast as it can.
+    #[arg(long)]
+    offered_mpps: Option<f64>,
+    /// Internal: run as the XDP generator's child process in this netns.
+    #[arg(long, hide = true)]
+    xdp_child_netns: Option<String>,
+    /// Internal: the XDP generator's template frame, in hex.
+    #[arg(long, hide = true)]
+    xdp_child_frame: Option<String>,
     /// What the server does with the packets: `udp` (a socket receives
     /// them) or `l2` (discarded on arrival, not addressed to its MAC).
     #[arg(long, value_enum, default_value_t = Sink::Udp)]
@@ -80,6 +127,31 @@ struct Args {
     #[arg(long)]
     router_cpu: Option<usize>,
 }
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum Generator {
+    Xdp,
+    AfPacket,
+}
+
+impl Generator {
+    fn describe(self) -> &'static str {
+        match self {
+            Generator::Xdp => "XDP live frames (BPF_PROG_TEST_RUN, XDP_TX into c0)",
+            Generator::AfPacket => "AF_PACKET sendmmsg",
+        }
+    }
+}
+
+/// The compiled `xdpgen.c` (built by `build.rs`).
+static XDPGEN: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdpgen.o"));
+const XDPGEN_PROGRAM: &str = "podpeer_xdpgen";
+/// The first UDP source port; flows use the ones after it.
+const BASE_PORT: u16 = 10_000;
+/// The XDP generator offers this many times what the router forwarded.
+const OFFER: f64 = 1.25;
+/// Ethernet + IPv4 + UDP: what `xdpgen.c` writes over every frame.
+const HEADER_LEN: usize = 14 + 20 + 8;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 enum Sink {
@@ -143,6 +215,56 @@ struct Lab {
     server: Netns,
     /// `--router-cpu`: r1's NAPI kthread and the CPU it is pinned to.
     router_napi: Option<(i32, usize)>,
+    /// `/proc/net/dev` of the client's and the router's namespaces: read
+    /// in place, without a process per reading (the run leaves other
+    /// processes little CPU).
+    client_dev: File,
+    router_dev: File,
+}
+
+/// Opens `/proc/thread-self/net/dev` from inside `ns`: the file stays bound
+/// to that namespace.
+fn open_net_dev(ns: &Netns) -> Result<File> {
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<File> {
+            setns(File::open(ns.path())?, CloneFlags::CLONE_NEWNET)?;
+            Ok(File::open("/proc/thread-self/net/dev")?)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("netns thread panicked"))?
+    })
+}
+
+/// One counter of `dev` from a `/proc/net/dev` file.
+fn net_dev_counter(file: &File, dev: &str, stat: &str) -> Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 16 << 10];
+    let mut len = 0;
+    loop {
+        let n = file.read_at(&mut buf[len..], len as u64)?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+    }
+    let text = String::from_utf8_lossy(&buf[..len]);
+    // Receive: bytes packets errs drop fifo frame compressed multicast;
+    // then transmit: bytes packets errs drop ...
+    let column = match stat {
+        "rx_packets" => 1,
+        "tx_packets" => 9,
+        "tx_dropped" => 11,
+        _ => bail!("no column for {stat}"),
+    };
+    text.lines()
+        .find_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            (name.trim() == dev).then(|| rest.split_whitespace().nth(column)?.parse().ok())?
+        })
+        .with_context(|| format!("no {stat} for {dev} in /proc/net/dev"))
 }
 
 fn mac(m: [u8; 6]) -> String {
@@ -153,10 +275,14 @@ fn mac(m: [u8; 6]) -> String {
 }
 
 impl Lab {
-    fn new(sink: Sink, router_cpu: Option<usize>) -> Result<Self> {
+    fn new(sink: Sink, router_cpu: Option<usize>, router_nice: i32) -> Result<Self> {
+        let client = Netns::new("bc")?;
+        let router = Netns::new("br")?;
         let mut lab = Self {
-            client: Netns::new("bc")?,
-            router: Netns::new("br")?,
+            client_dev: open_net_dev(&client)?,
+            router_dev: open_net_dev(&router)?,
+            client,
+            router,
             server: Netns::new("bs")?,
             router_napi: None,
         };
@@ -214,6 +340,16 @@ impl Lab {
         if let Some(cpu) = router_cpu {
             let pid = threaded_napi(&lab.client, "c0", &lab.router, "r1", cpu)?;
             threaded_napi(&lab.router, "r2", &lab.server, "s0", GENERATOR_CPU)?;
+            if router_nice != 0 {
+                let status = std::process::Command::new("renice")
+                    .args(["-n", &router_nice.to_string(), "-p", &pid.to_string()])
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .context("renice")?;
+                if !status.success() {
+                    bail!("renice of r1's NAPI kthread failed: {status}");
+                }
+            }
             lab.router_napi = Some((pid, cpu));
         }
         Ok(lab)
@@ -239,11 +375,12 @@ impl Lab {
         })
     }
 
+    fn client_counter(&self, dev: &str, stat: &str) -> Result<u64> {
+        net_dev_counter(&self.client_dev, dev, stat)
+    }
+
     fn counter(&self, dev: &str, stat: &str) -> Result<u64> {
-        let n = self
-            .router
-            .exec(&["cat", &format!("/sys/class/net/{dev}/statistics/{stat}")])?;
-        Ok(n.trim().parse()?)
+        net_dev_counter(&self.router_dev, dev, stat)
     }
 
     /// Packets the router sent out toward the server (baseline: received
@@ -404,7 +541,7 @@ fn frames(size: usize, flows: u16, dst_mac: [u8; 6]) -> Vec<Vec<u8>> {
             let c = checksum(&ip);
             ip[10..12].copy_from_slice(&c.to_be_bytes());
             f.extend_from_slice(&ip);
-            f.extend_from_slice(&(10_000 + flow).to_be_bytes());
+            f.extend_from_slice(&(BASE_PORT + flow).to_be_bytes());
             f.extend_from_slice(&SINK_PORT.to_be_bytes());
             f.extend_from_slice(&((ip_len - 20) as u16).to_be_bytes());
             f.extend_from_slice(&[0, 0]);
@@ -478,6 +615,216 @@ fn generate(
     Ok((sent, thread_cpu()? - cpu0))
 }
 
+/// Has the kernel send frames built from `template` on c0 until `stop`,
+/// from a child process (`xdp_child`) on the generator's CPU. Returns the
+/// frames offered (c0's `tx_packets` and `tx_dropped`: the XDP frames veth
+/// queued on r1's ring and those that found it full) and the child's CPU
+/// time.
+///
+/// A child, because a live-frames run ends only when its repeat count is
+/// done or a signal is pending, and every run ends in an RCU grace period
+/// (the page pool's teardown) that lasts as long as 100-300 ms while the
+/// router's NAPI thread keeps its core busy: repeated short runs would leave
+/// the router idle for much of the time. The child makes one endless run and
+/// is killed when the measurement ends.
+///
+/// The rate: offering far more than the router forwards does not make it
+/// forward more, it slows it down. Frames that find r1's ring full are
+/// returned to the generator's page pool, and so are the router's frames
+/// once forwarded, under the same lock: with ten times more offered than
+/// forwarded, a fifth of the router core went to that lock (`perf`). So the
+/// child paces its frames, and unless `--offered-mpps` fixes the rate, this
+/// sets it every 100 ms to `OFFER` times what the router forwarded in the
+/// last 100 ms: always more than the router takes (r1's ring stays full and
+/// the router core busy, which `runnable` shows), never much more.
+fn generate_xdp(
+    lab: &Lab,
+    mode: Mode,
+    template: &[u8],
+    args: &Args,
+    stop: &AtomicBool,
+) -> Result<(u64, Duration)> {
+    let offered = || -> Result<u64> {
+        Ok(lab.client_counter("c0", "tx_packets")? + lab.client_counter("c0", "tx_dropped")?)
+    };
+    let before = offered()?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new("nice");
+    cmd.arg("-n")
+        .arg(args.generator_nice.to_string())
+        .arg(exe)
+        .arg("--xdp-child-netns")
+        .arg(lab.client.path())
+        .arg("--xdp-child-frame")
+        .arg(
+            template
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+        )
+        .args(["--flows", &args.flows.to_string()])
+        .args(["--batch", &args.batch().to_string()])
+        .args(["--generator-nice", &args.generator_nice.to_string()])
+        .args(
+            args.offered_mpps
+                .map(|m| ["--offered-mpps".to_owned(), m.to_string()])
+                .into_iter()
+                .flatten(),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().context("starting the XDP generator")?;
+    let mut rate = child.stdin.take().context("child stdin")?;
+    let pid = i32::try_from(child.id())?;
+    // The child says "ready" once its program is loaded; EOF means it failed
+    // (its error went to our stderr).
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().context("child stdout")?),
+        &mut line,
+    )?;
+    if line.trim() != "ready" {
+        let status = child.wait()?;
+        bail!("the XDP generator did not start ({status})");
+    }
+    let cpu0 = task_cpu(pid);
+    let dropped = || lab.client_counter("c0", "tx_dropped");
+    let mut last = (Instant::now(), lab.forwarded(mode)?, dropped()?);
+    let mut mpps = 0.0;
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(status) = child.try_wait()? {
+            bail!("the XDP generator stopped: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if args.offered_mpps.is_none() {
+            let now = (Instant::now(), lab.forwarded(mode)?, dropped()?);
+            let pps = now.1.saturating_sub(last.1) as f64 / (now.0 - last.0).as_secs_f64();
+            let overflowed = now.2 > last.2;
+            mpps = if pps < 1e3 {
+                // Nothing forwarded yet (the first frames, or a stall).
+                0.0
+            } else if overflowed || mpps == 0.0 {
+                OFFER * pps / 1e6
+            } else {
+                // r1's ring never filled: the router was not saturated.
+                2.0 * mpps
+            };
+            std::io::Write::write_all(&mut rate, format!("{mpps}\n").as_bytes())?;
+            last = now;
+        }
+    }
+    let cpu = task_cpu(pid).saturating_sub(cpu0);
+    child.kill()?;
+    child.wait()?;
+    Ok((offered()?.saturating_sub(before), cpu))
+}
+
+/// The XDP generator's child process: enters `netns`, pins itself to the
+/// generator's CPU, and runs `xdpgen.c` in XDP live-frames mode
+/// (`BPF_PROG_TEST_RUN` with `BPF_F_TEST_XDP_LIVE_FRAMES`) on frames made
+/// from `template` until killed. Its `XDP_TX` is a redirect to the frames'
+/// ingress interface, c0, whose `ndo_xdp_xmit` queues each frame on r1's
+/// NAPI ring (there only because GRO is on at r1: `--router-cpu`); frames
+/// that find the ring full are dropped there, counted in c0's `tx_dropped`.
+fn xdp_child(args: &Args, netns: &str, template: &[u8]) -> Result<()> {
+    let (flows, batch) = (args.flows, args.batch());
+    let interval_ns = |mpps: f64| if mpps > 0.0 { (1e3 / mpps) as u64 } else { 0 };
+    setns(File::open(netns)?, CloneFlags::CLONE_NEWNET)?;
+    // With autogroups (sched_autogroup_enabled) the scheduler shares a CPU
+    // between sessions first and applies nice values only inside one: a
+    // session of its own, with the nice value set on it, is what gives the
+    // generator its core against other jobs.
+    if std::path::Path::new("/proc/self/autogroup").exists() {
+        nix::unistd::setsid()?;
+        if let Err(e) = std::fs::write("/proc/self/autogroup", args.generator_nice.to_string()) {
+            eprintln!("note: cannot set the XDP generator's autogroup nice value: {e}");
+        }
+    }
+    let mut set = CpuSet::new();
+    set.set(GENERATOR_CPU)?;
+    sched_setaffinity(Pid::from_raw(0), &set)?;
+    let c0 = nix::net::if_::if_nametoindex("c0").context("c0")?;
+    let flows = u32::from(flows.max(1));
+    let mut ebpf = aya::EbpfLoader::new()
+        .override_global("flows", &flows, true)
+        .override_global("base_port", &BASE_PORT, true)
+        .load(XDPGEN)
+        .context("loading xdpgen.o")?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(XDPGEN_PROGRAM)
+        .context("xdpgen.o has no program podpeer_xdpgen")?
+        .try_into()?;
+    prog.load().context("loading the XDP generator program")?;
+    let mut header: Array<_, [u8; HEADER_LEN]> = Array::try_from(
+        ebpf.map_mut("header")
+            .context("xdpgen.o has no map header")?,
+    )?;
+    header.set(
+        0,
+        <[u8; HEADER_LEN]>::try_from(template.get(..HEADER_LEN).context("template too short")?)?,
+        0,
+    )?;
+    // The rate: from --offered-mpps, else from the parent, a line of Mpps at
+    // a time on stdin (0: no limit). Stdin's end is the parent's: should it
+    // die without killing us, we end too.
+    let mut interval: Array<_, u64> = Array::try_from(
+        ebpf.take_map("interval")
+            .context("xdpgen.o has no map interval")?,
+    )?;
+    interval.set(0, interval_ns(args.offered_mpps.unwrap_or(0.0)), 0)?;
+    let fixed = args.offered_mpps.is_some();
+    std::thread::spawn(move || {
+        let result = std::io::stdin().lines().try_for_each(|line| -> Result<()> {
+            let mpps: f64 = line?.trim().parse().context("rate from the parent")?;
+            if !fixed {
+                interval.set(0, interval_ns(mpps), 0)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = &result {
+            eprintln!("XDP generator: {e:#}");
+        }
+        std::process::exit(i32::from(result.is_err()));
+    });
+    let prog: &Xdp = ebpf
+        .program(XDPGEN_PROGRAM)
+        .context("xdpgen.o has no program podpeer_xdpgen")?
+        .try_into()?;
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+    // rx_queue_index, egress_ifindex. The frames arrive "on" c0, so XDP_TX
+    // sends them out of c0.
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&u32::try_from(template.len())?.to_ne_bytes());
+    ctx[12..16].copy_from_slice(&c0.to_ne_bytes());
+    let batch = u32::try_from(batch.clamp(1, 256))?;
+    println!("ready");
+    loop {
+        prog.test_run(TestRunOptions {
+            data_in: Some(template),
+            data_out: None,
+            ctx_in: Some(&ctx),
+            ctx_out: None,
+            repeat: u32::MAX,
+            attrs: TestRunAttrs::new().xdp_live_frames(batch),
+        })
+        .context(
+            "BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES \
+             (kernel 5.18 or later; else --generator af-packet)",
+        )?;
+    }
+}
+
+fn hex_decode(hex: &str) -> Result<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                .context("--xdp-child-frame: not hex")
+        })
+        .collect()
+}
+
 fn thread_cpu() -> Result<Duration> {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)?;
     Ok(Duration::from(t))
@@ -540,10 +887,16 @@ struct Sample {
     /// `--router-cpu`: the share of wall-clock time r1's NAPI kthread was
     /// runnable; near 1 when the generator kept it supplied.
     runnable: f64,
-    /// Written by the generator, per second.
+    /// Written (offered) by the generator, per second.
     sent_pps: f64,
+    /// The generator thread's CPU time per second of wall clock.
+    generator_busy: f64,
     /// Received by the server's socket, per second (`--sink udp`).
     received_pps: Option<f64>,
+    /// `--router-cpu`: how that CPU's time split (`/proc/stat`), as
+    /// fractions: user (other jobs), system (the NAPI kthread), softirq,
+    /// idle, steal.
+    router_split: Option<[f64; 5]>,
 }
 
 fn measure(lab: &Lab, args: &Args, size: usize, mode: Mode) -> Result<Sample> {
@@ -552,6 +905,7 @@ fn measure(lab: &Lab, args: &Args, size: usize, mode: Mode) -> Result<Sample> {
         Mode::Kernel | Mode::Ebpf => R1_MAC,
     };
     let frames = frames(size, args.flows, dst_mac);
+    let generator_kind = args.generator();
     let stop = AtomicBool::new(false);
     let ready = AtomicBool::new(args.sink == Sink::L2);
     let received = AtomicU64::new(0);
@@ -572,9 +926,13 @@ fn measure(lab: &Lab, args: &Args, size: usize, mode: Mode) -> Result<Sample> {
             lab.router_runnable(),
         );
         let rx_start = lab.counter("r1", "rx_packets")?;
+        let stat_start = args.router_cpu.and_then(|cpu| Some((cpu, cpu_stat(cpu)?)));
         let dropped_start = lab.counter("r2", "tx_dropped")?;
-        let generator = s.spawn(|| generate(lab, &frames, args.batch, &stop));
-        std::thread::sleep(Duration::from_secs(1));
+        let generator = s.spawn(|| match generator_kind {
+            Generator::Xdp => generate_xdp(lab, mode, &frames[0], args, &stop),
+            Generator::AfPacket => generate(lab, &frames, args.batch(), &stop),
+        });
+        std::thread::sleep(args.warmup());
         let (t0, f0, r0) = (
             Instant::now(),
             lab.forwarded(mode)?,
@@ -592,6 +950,7 @@ fn measure(lab: &Lab, args: &Args, size: usize, mode: Mode) -> Result<Sample> {
             .map_err(|_| anyhow::anyhow!("generator panicked"))??;
         let total = started.elapsed().as_secs_f64();
         let runnable = lab.router_runnable().saturating_sub(runnable_start);
+        let generator_busy = cpu.as_secs_f64() / total;
         let cpu = match lab.router_napi {
             Some(_) => lab.router_cpu_time().saturating_sub(router_start),
             None => cpu + ksoftirqd0().saturating_sub(soft_start),
@@ -620,9 +979,71 @@ fn measure(lab: &Lab, args: &Args, size: usize, mode: Mode) -> Result<Sample> {
             busy: cpu.as_secs_f64() / total,
             runnable: runnable.as_secs_f64() / total,
             sent_pps: sent as f64 / total,
+            generator_busy,
             received_pps: (args.sink == Sink::Udp).then(|| (r1 - r0) as f64 / secs),
+            router_split: args
+                .router_cpu
+                .and_then(|cpu| Some(split(&stat_start.as_ref()?.1, &cpu_stat(cpu)?))),
         })
     })
+}
+
+impl Args {
+    fn batch(&self) -> usize {
+        self.batch.unwrap_or(match self.generator() {
+            Generator::Xdp => 16,
+            Generator::AfPacket => 64,
+        })
+    }
+
+    /// Before the measured seconds: time for the XDP generator to settle on
+    /// its rate.
+    fn warmup(&self) -> Duration {
+        match self.generator() {
+            Generator::Xdp => Duration::from_secs(2),
+            Generator::AfPacket => Duration::from_secs(1),
+        }
+    }
+
+    fn generator(&self) -> Generator {
+        self.generator.unwrap_or(match self.router_cpu {
+            Some(_) => Generator::Xdp,
+            None => Generator::AfPacket,
+        })
+    }
+}
+
+/// A CPU's line of `/proc/stat`: user, nice, system, idle, iowait, irq,
+/// softirq, steal (ticks).
+fn cpu_stat(cpu: usize) -> Option<[u64; 8]> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&format!("cpu{cpu}")))?;
+    let mut f = line.split_whitespace().skip(1).map(|x| x.parse().ok());
+    let mut out = [0u64; 8];
+    for v in &mut out {
+        *v = f.next()??;
+    }
+    Some(out)
+}
+
+/// The shares of user (+nice), system (+irq), softirq, idle (+iowait) and
+/// steal between two `cpu_stat` readings.
+fn split(a: &[u64; 8], b: &[u64; 8]) -> [f64; 5] {
+    let d: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| y.saturating_sub(*x) as f64)
+        .collect();
+    let total = d.iter().sum::<f64>().max(1.0);
+    [
+        (d[0] + d[1]) / total,
+        (d[2] + d[5]) / total,
+        d[6] / total,
+        (d[3] + d[4]) / total,
+        d[7] / total,
+    ]
 }
 
 fn loadavg() -> String {
@@ -640,6 +1061,9 @@ fn mean(xs: &[f64]) -> f64 {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let (Some(netns), Some(frame)) = (&args.xdp_child_netns, &args.xdp_child_frame) {
+        return xdp_child(&args, netns, &hex_decode(frame)?);
+    }
     if !nix::unistd::Uid::effective().is_root() {
         bail!("run as root: it creates network namespaces and loads a BPF program");
     }
@@ -652,12 +1076,19 @@ fn main() -> Result<()> {
             num_cpus()
         );
     }
-    let lab = Lab::new(args.sink, args.router_cpu)?;
+    if args.generator() == Generator::Xdp && args.router_cpu.is_none() {
+        bail!(
+            "--generator xdp needs --router-cpu: veth takes XDP frames only into a NAPI ring, \
+             which GRO at r1 provides; use --generator af-packet without it"
+        );
+    }
+    let lab = Lab::new(args.sink, args.router_cpu, args.router_nice)?;
     let mut router = Router::load().context("loading the BPF router")?;
     println!(
-        "{} CPUs, load average {}; generator on CPU {GENERATOR_CPU}{}{}; {} flows, sendmmsg batches of {}, {} s per run after 1 s warm-up",
+        "{} CPUs, load average {}; generator ({}) on CPU {GENERATOR_CPU}{}{}; {} flows, batches of {}, {} s per run after {} s warm-up",
         num_cpus(),
         loadavg(),
+        args.generator().describe(),
         match args.router_cpu {
             Some(cpu) => format!(
                 ", router (r1's threaded NAPI) on CPU {cpu}, s0's NAPI on CPU {GENERATOR_CPU}"
@@ -670,8 +1101,9 @@ fn main() -> Result<()> {
             (Sink::L2, _) => ", server discards at L2",
         },
         args.flows,
-        args.batch,
-        args.seconds
+        args.batch(),
+        args.seconds,
+        args.warmup().as_secs()
     );
     println!();
     println!(
@@ -679,6 +1111,7 @@ fn main() -> Result<()> {
     );
     println!("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut summary = Vec::new();
+    let mut notes = Vec::new();
     for &size in &args.sizes {
         let mut results: Vec<(Mode, Vec<Sample>)> = vec![
             (Mode::Baseline, Vec::new()),
@@ -719,12 +1152,39 @@ fn main() -> Result<()> {
             let per_cpu = mean(&samples.iter().map(|s| s.per_cpu_pps).collect::<Vec<_>>());
             figures.push((m, best, per_cpu));
             let sent = mean(&samples.iter().map(|s| s.sent_pps).collect::<Vec<_>>());
-            if sent > m * 1.05 {
-                eprintln!(
+            match args.generator() {
+                // Offering more than the router takes is the point.
+                Generator::Xdp => notes.push(format!(
+                    "{size} B, {}: the generator offered {:.3} Mpps, on the CPU {:.0} % of the time",
+                    mode.name(),
+                    sent / 1e6,
+                    100.0 * mean(&samples.iter().map(|s| s.generator_busy).collect::<Vec<_>>())
+                )),
+                Generator::AfPacket if sent > m * 1.05 => eprintln!(
                     "note: {} lost {:.0} % of what was sent",
                     mode.name(),
                     100.0 * (1.0 - m / sent)
-                );
+                ),
+                Generator::AfPacket => {}
+            }
+            if let (Some(cpu), Some(splits)) = (
+                args.router_cpu,
+                samples
+                    .iter()
+                    .map(|s| s.router_split)
+                    .collect::<Option<Vec<_>>>(),
+            ) {
+                let share =
+                    |i: usize| 100.0 * mean(&splits.iter().map(|s| s[i]).collect::<Vec<_>>());
+                notes.push(format!(
+                    "{size} B, {}: CPU {cpu} (/proc/stat) user {:.0} %, system {:.0} %, softirq {:.0} %, idle {:.0} %, steal {:.0} %",
+                    mode.name(),
+                    share(0),
+                    share(1),
+                    share(2),
+                    share(3),
+                    share(4)
+                ));
             }
             let busy = mean(&samples.iter().map(|s| s.busy).collect::<Vec<_>>());
             let runnable = mean(&samples.iter().map(|s| s.runnable).collect::<Vec<_>>());
@@ -764,6 +1224,10 @@ fn main() -> Result<()> {
             ratio(|f| f.1),
             (own(1), own(2)),
         ));
+    }
+    println!();
+    for note in notes {
+        println!("- {note}");
     }
     println!();
     println!("load average at the end: {}", loadavg());
