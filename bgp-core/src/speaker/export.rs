@@ -33,6 +33,10 @@ pub(crate) const CHUNK: usize = 8 * 1024;
 pub(crate) struct Bits {
     words: Vec<u64>,
     ones: usize,
+    /// No slot below this is in the set: where searches start, so that
+    /// finding the few slots marked at the end of a large table does not
+    /// scan all the words before them.
+    low: usize,
 }
 
 impl Bits {
@@ -55,6 +59,7 @@ impl Bits {
         let new = self.words[w] & bit == 0;
         self.words[w] |= bit;
         self.ones += usize::from(new);
+        self.low = self.low.min(i);
         new
     }
 
@@ -77,6 +82,7 @@ impl Bits {
 
     /// The first slot in the set at or after `from`.
     pub(crate) fn next(&self, from: usize) -> Option<usize> {
+        let from = from.max(self.low);
         let mut w = from / 64;
         let mut word = *self.words.get(w)? & (u64::MAX << (from % 64));
         loop {
@@ -86,6 +92,15 @@ impl Bits {
             w += 1;
             word = *self.words.get(w)?;
         }
+    }
+
+    /// [`Bits::next`], raising the search start when nothing lies below.
+    pub(crate) fn next_mut(&mut self, from: usize) -> Option<usize> {
+        let found = self.next(from);
+        if from <= self.low {
+            self.low = found.unwrap_or(self.words.len() * 64);
+        }
+        found
     }
 
     /// Every slot in the set, in order.
@@ -106,6 +121,7 @@ impl Bits {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
             *a |= b;
         }
+        self.low = self.low.min(other.low);
         self.ones = self.words.iter().map(|w| w.count_ones() as usize).sum();
     }
 }
@@ -175,6 +191,15 @@ mod tests {
         assert_eq!(b.next(131), Some(4095));
         assert_eq!(b.next(4096), None);
         assert_eq!(b.iter().collect::<Vec<_>>(), vec![0, 63, 64, 130, 4095]);
+        // Searching with the hint: emptied from the front, then marked low.
+        for i in [0, 63, 64, 130] {
+            b.remove(i);
+        }
+        assert_eq!(b.next_mut(0), Some(4095));
+        b.remove(4095);
+        assert_eq!(b.next_mut(0), None);
+        b.insert(5);
+        assert_eq!(b.next_mut(0), Some(5), "a slot below the old hint is found");
     }
 
     #[test]

@@ -1735,7 +1735,7 @@ impl SpeakerTask {
         let dirty = &mut f.dirty[P::INDEX];
         let mut at = 0;
         while out.len() < max {
-            let Some(slot) = dirty.next(at) else {
+            let Some(slot) = dirty.next_mut(at) else {
                 break;
             };
             at = slot + 1;
@@ -1850,7 +1850,7 @@ impl SpeakerTask {
         P::pending(&mut q).reserve(e.dirty.len().min(room));
         let mut queued = false;
         while room > 0 {
-            let Some(slot) = e.dirty.next(e.cursor) else {
+            let Some(slot) = e.dirty.next_mut(e.cursor) else {
                 // The pass reached the end of the table.
                 if !e.after_pass.is_empty() {
                     q.after.append(&mut e.after_pass);
