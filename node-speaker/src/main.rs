@@ -152,6 +152,7 @@ fn with_operator(
     if let Some(path) = &args.operator_config {
         podpeer_node::provision::attach(&mut config, path)?;
     }
+    config.health = args.kubernetes.health.clone();
     if let Some(template) = &args.frr_template {
         let mut mode = podpeer_node::frr::driver::FrrMode::new(template.clone());
         mode.output = args.frr_config.clone();

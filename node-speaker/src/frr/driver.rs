@@ -15,8 +15,7 @@ use super::reload::{FrrPaths, write_if_changed};
 use super::systemd::{DEFAULT_WINDOW, Systemd, debounce};
 use super::{render, routecfg};
 use crate::config::NodeConfig;
-use crate::health::{self, Gate, HealthConfig, HealthMetrics, LogReadiness};
-use podpeer_host::netlink::Netlink;
+use crate::health::{self, Checker, HealthMetrics, LogReadiness};
 
 /// FRR mode's settings (from the command line).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +36,6 @@ pub struct FrrMode {
     pub bus: Option<String>,
     /// How often the inputs are looked at for changes.
     pub poll: Duration,
-    /// The health check file.
-    pub health: PathBuf,
 }
 
 impl FrrMode {
@@ -53,7 +50,6 @@ impl FrrMode {
             unit: "frr.service".into(),
             bus: None,
             poll: Duration::from_secs(5),
-            health: HealthConfig::path_from_env(),
         }
     }
 }
@@ -92,7 +88,7 @@ pub fn render_once(node: &NodeConfig, mode: &FrrMode) -> anyhow::Result<bool> {
 }
 
 /// Runs FRR mode until SIGTERM or SIGINT.
-pub async fn run(node: Arc<NodeConfig>, netlink: Arc<Netlink>) -> anyhow::Result<()> {
+pub async fn run(node: Arc<NodeConfig>) -> anyhow::Result<()> {
     let Some(mode) = node.frr.clone() else {
         anyhow::bail!("FRR mode is not configured");
     };
@@ -108,9 +104,7 @@ pub async fn run(node: Arc<NodeConfig>, netlink: Arc<Netlink>) -> anyhow::Result
         }
     }));
 
-    let health_config = HealthConfig::load(&mode.health)?;
-    let metrics = HealthMetrics::default();
-    let mut gate = Gate::new(Vec::new());
+    let mut checker = Checker::load(&node.health, HealthMetrics::default())?;
     let vtysh = mode.paths.bindir.join("vtysh");
 
     let mut last = None;
@@ -142,12 +136,8 @@ pub async fn run(node: Arc<NodeConfig>, netlink: Arc<Netlink>) -> anyhow::Result
             }
             last = Some(now);
         }
-        let mut results = health::check_network(&netlink, &health_config).await;
-        results.push(health::check_frr(&vtysh, mode.paths.vty_socket.as_deref()).await);
-        metrics.record(&results);
-        if let Err(e) = gate.apply(&results, &LogReadiness).await {
-            warn!("node readiness: {e}");
-        }
+        let frr = health::check_frr(&vtysh, mode.paths.vty_socket.as_deref()).await;
+        checker.round(frr, &LogReadiness).await;
     }
     drop(changed);
     let _ = reloads.await;

@@ -9,7 +9,8 @@
 //!   per-PodPeering reports, pure;
 //! - [`apply`]: the new configuration into the running speaker, by diff;
 //! - [`report`]: status entries (server-side apply, one field manager per
-//!   node) and Events.
+//!   node) and Events;
+//! - [`readiness`]: the network health check's taints and Node condition.
 //!
 //! The loop: any change in a store (or a session changing state, or the
 //! status interval) arms a debounce timer; when it fires, the plan is made
@@ -19,6 +20,7 @@
 pub mod apply;
 pub mod crd;
 pub mod model;
+pub mod readiness;
 pub mod report;
 pub mod selector;
 pub mod watch;
@@ -105,6 +107,9 @@ pub struct Options {
     /// After a restart, how long routes of the earlier run wait for their pods.
     #[arg(long, env = "PODPEER_RECONCILE_AFTER", default_value = "10s", value_parser = duration)]
     pub reconcile_after: Duration,
+    /// The network health check (both peer sources).
+    #[command(flatten)]
+    pub health: crate::health::HealthOptions,
 }
 
 impl Options {
@@ -146,6 +151,7 @@ pub struct Source {
     stores: Stores,
     changed: Arc<Notify>,
     reporter: Reporter,
+    readiness: readiness::KubeReadiness,
 }
 
 impl Source {
@@ -163,6 +169,11 @@ impl Source {
         set(waiting, "listing the cluster's objects".into());
         info!(node = settings.node_name, "waiting for the first lists");
         stores.ready().await;
+        let readiness = readiness::KubeReadiness::new(
+            client.clone(),
+            &settings.node_name,
+            &report::field_manager(&settings.node_name),
+        );
         let mut reporter = Reporter::new(client, &settings.node_name, &stores.snapshot());
         let mut last = String::new();
         loop {
@@ -176,6 +187,7 @@ impl Source {
                         stores,
                         changed,
                         reporter,
+                        readiness,
                     };
                     return Ok((source, config));
                 }
@@ -194,7 +206,53 @@ impl Source {
 
     /// Keeps the daemon's pods, fabric neighbors and status current until a
     /// change needs a restart (an error) or the speaker stops.
-    pub async fn run(mut self, app: Arc<App>) -> anyhow::Result<()> {
+    pub async fn run(self, app: Arc<App>) -> anyhow::Result<()> {
+        let Source {
+            options,
+            settings,
+            stores,
+            changed,
+            reporter,
+            readiness,
+        } = self;
+        // The network health check tells the Node; it ends with the source.
+        let health = tokio::spawn(crate::daemon::run_health(
+            Arc::clone(&app),
+            options.health.clone(),
+            readiness,
+        ));
+        let _health = AbortOnDrop(health);
+        let mut inner = Running {
+            options,
+            settings,
+            stores,
+            changed,
+            reporter,
+        };
+        inner.run(app).await
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The source's loop state.
+struct Running {
+    options: Options,
+    settings: Settings,
+    stores: Stores,
+    changed: Arc<Notify>,
+    reporter: Reporter,
+}
+
+impl Running {
+    async fn run(&mut self, app: Arc<App>) -> anyhow::Result<()> {
         let mut applied = Applied::started(&app.config());
         let mut events = app.speaker.subscribe();
         let mut refs: BTreeMap<IpAddr, ObjectReference> = BTreeMap::new();
