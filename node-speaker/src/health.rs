@@ -445,10 +445,15 @@ pub fn check_fabric_sessions(
             Some(i) => n.interface.as_ref() == Some(i),
             None => n.address == f.address,
         });
+        let label = if f.description.is_empty() {
+            f.name()
+        } else {
+            format!("{} ({})", f.description, f.name())
+        };
         match seen {
             Some(n) if n.state == State::Established => {}
-            Some(n) => down.push(format!("{} {:?}", f.name(), n.state)),
-            None => down.push(format!("{} not configured", f.name())),
+            Some(n) => down.push(format!("{label} {:?}", n.state)),
+            None => down.push(format!("{label} not configured")),
         }
     }
     let mut result = check_fabric(fabric.len() - down.len(), fabric.len());
