@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use interop_tests::podlab::{find_binaries, kernel_routes};
 use interop_tests::{Netns, skip_unless_runnable, veth};
-use nix::sched::{CloneFlags, setns};
 use serde_json::{Value, json};
 
 use support::apiserver::ApiServer;
@@ -80,20 +79,8 @@ impl Drop for Proc {
     }
 }
 
-/// A listener on 127.0.0.1 inside `ns` (the socket stays in that namespace
-/// whichever thread uses it).
 fn listener_in(ns: &Netns) -> tokio::net::TcpListener {
-    let path = ns.path();
-    let std_listener = std::thread::spawn(move || {
-        let f = File::open(path).unwrap();
-        setns(&f, CloneFlags::CLONE_NEWNET).unwrap();
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        l
-    })
-    .join()
-    .unwrap();
-    tokio::net::TcpListener::from_std(std_listener).unwrap()
+    support::listener_in(ns.path())
 }
 
 fn pod_object(name: &str, app: &str, ip: &str) -> Value {

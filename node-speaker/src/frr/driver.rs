@@ -8,14 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::reload::{FrrPaths, write_if_changed};
+use super::routecfg::VrfRouteConfiguration;
 use super::systemd::{DEFAULT_WINDOW, Systemd, debounce};
 use super::{render, routecfg};
 use crate::config::NodeConfig;
-use crate::health::{self, Checker, HealthMetrics, LogReadiness};
+use crate::health::{self, Checker, HealthMetrics, LogReadiness, NodeReadiness};
 
 /// FRR mode's settings (from the command line).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,13 +65,24 @@ fn stamps(mode: &FrrMode) -> Vec<Option<SystemTime>> {
 
 /// Renders, checks and writes; whether FRR's file changed.
 pub fn render_once(node: &NodeConfig, mode: &FrrMode) -> anyhow::Result<bool> {
+    render_with(node, mode, &[])
+}
+
+/// Renders with the file's VRFRouteConfigurations (if any) and `more` (the
+/// cluster's), checks and writes; whether FRR's file changed.
+pub fn render_with(
+    node: &NodeConfig,
+    mode: &FrrMode,
+    more: &[VrfRouteConfiguration],
+) -> anyhow::Result<bool> {
     use anyhow::Context as _;
     let template = std::fs::read_to_string(&mode.template)
         .with_context(|| format!("reading {}", mode.template.display()))?;
-    let configs = match &mode.route_configs {
+    let mut configs = match &mode.route_configs {
         Some(p) => routecfg::load(p)?,
         None => Vec::new(),
     };
+    configs.extend_from_slice(more);
     let rendered = render(&template, node, &configs)?;
     for p in &rendered.problems {
         warn!("FRR render: {p}");
@@ -87,8 +99,22 @@ pub fn render_once(node: &NodeConfig, mode: &FrrMode) -> anyhow::Result<bool> {
         .with_context(|| format!("writing {}", mode.output.display()))
 }
 
-/// Runs FRR mode until SIGTERM or SIGINT.
+/// The cluster's VRFRouteConfigurations: `None` until listed.
+pub type ClusterRouteConfigs = watch::Receiver<Option<Vec<VrfRouteConfiguration>>>;
+
+/// Runs FRR mode until SIGTERM or SIGINT, the readiness only logged.
 pub async fn run(node: Arc<NodeConfig>) -> anyhow::Result<()> {
+    run_with(node, None, LogReadiness).await
+}
+
+/// Runs FRR mode until SIGTERM or SIGINT, with the cluster's
+/// VRFRouteConfigurations (if watched: nothing is rendered until they are
+/// listed, then every change renders) and telling `readiness`.
+pub async fn run_with(
+    node: Arc<NodeConfig>,
+    mut cluster: Option<ClusterRouteConfigs>,
+    readiness: impl NodeReadiness,
+) -> anyhow::Result<()> {
     let Some(mode) = node.frr.clone() else {
         anyhow::bail!("FRR mode is not configured");
     };
@@ -119,14 +145,34 @@ pub async fn run(node: Arc<NodeConfig>) -> anyhow::Result<()> {
     };
     tokio::pin!(signal);
     info!(template = %mode.template.display(), output = %mode.output.display(), "podpeer-node running in FRR mode");
+    let mut cluster_changed = false;
+    let mut cluster_open = cluster.is_some();
     loop {
+        let next = async {
+            match cluster.as_mut() {
+                Some(rx) if cluster_open => rx.changed().await.is_ok(),
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = &mut signal => { r?; break; }
             _ = tick.tick() => {}
+            ok = next => {
+                if ok {
+                    cluster_changed = true;
+                } else {
+                    warn!("the VRFRouteConfiguration watch ended: keeping its last list");
+                    cluster_open = false;
+                }
+            }
         }
+        let from_cluster = cluster.as_ref().map(|rx| rx.borrow().clone());
+        // Not listed yet: rendering now would drop their route maps.
+        let listed = !matches!(from_cluster, Some(None));
         let now = stamps(&mode);
-        if last.as_ref() != Some(&now) {
-            match render_once(&node, &mode) {
+        if listed && (last.as_ref() != Some(&now) || std::mem::take(&mut cluster_changed)) {
+            let more = from_cluster.flatten().unwrap_or_default();
+            match render_with(&node, &mode, &more) {
                 Ok(true) => {
                     info!("FRR configuration changed");
                     let _ = changed.send(()).await;
@@ -137,7 +183,7 @@ pub async fn run(node: Arc<NodeConfig>) -> anyhow::Result<()> {
             last = Some(now);
         }
         let frr = health::check_frr(&vtysh, mode.paths.vty_socket.as_deref()).await;
-        checker.round(frr, &LogReadiness).await;
+        checker.round(frr, &readiness).await;
     }
     drop(changed);
     let _ = reloads.await;

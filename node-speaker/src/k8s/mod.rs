@@ -10,7 +10,8 @@
 //! - [`apply`]: the new configuration into the running speaker, by diff;
 //! - [`report`]: status entries (server-side apply, one field manager per
 //!   node) and Events;
-//! - [`readiness`]: the network health check's taints and Node condition.
+//! - [`readiness`]: the network health check's taints and Node condition;
+//! - [`vrfroute`]: VRFRouteConfigurations for FRR mode ([`run_frr`]).
 //!
 //! The loop: any change in a store (or a session changing state, or the
 //! status interval) arms a debounce timer; when it fires, the plan is made
@@ -23,6 +24,7 @@ pub mod model;
 pub mod readiness;
 pub mod report;
 pub mod selector;
+pub mod vrfroute;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -454,6 +456,32 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "configuration from the cluster"
     );
     crate::daemon::run_with(config, Some(Box::new(move |app| Box::pin(source.run(app))))).await
+}
+
+/// FRR mode with the Kubernetes API: FRR holds the sessions and the node's
+/// setup comes from `config` (the file, as in file mode); the
+/// VRFRouteConfigurations come from the cluster (watched: every change is
+/// rendered, checked and reloaded, debounced), and the network health check
+/// tells this Node (taints, condition). Runs until SIGTERM or SIGINT.
+pub async fn run_frr(options: Options, config: NodeConfig) -> anyhow::Result<()> {
+    let node_name = options
+        .node_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .context("--node-name (NODE_NAME) is required with --peer-source kubernetes")?;
+    let client = client(&options).await?;
+    let netlink = podpeer_host::netlink::Netlink::connect().context("netlink")?;
+    if let Err(e) = crate::provision::provision(&netlink, &config).await {
+        warn!("cannot provision: {e}");
+    }
+    let routes = vrfroute::watch_all(client.clone());
+    let readiness =
+        readiness::KubeReadiness::new(client, &node_name, &report::field_manager(&node_name));
+    info!(
+        node = node_name,
+        "FRR mode with the cluster's VRFRouteConfigurations"
+    );
+    crate::frr::driver::run_with(Arc::new(config), Some(routes), readiness).await
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //!
 //! What it implements, for the resources podpeer-node uses (Pods, Nodes,
 //! Namespaces, Services, ServiceCIDRs, PodPeerings, NodeBGPConfigs,
-//! events.k8s.io Events):
+//! VRFRouteConfigurations, events.k8s.io Events):
 //! - list and get, with label and field selectors and a resourceVersion;
 //! - watch from a resourceVersion (the changes after it, then live ones),
 //!   with bookmarks on request, objects leaving a selector sent as
@@ -128,6 +128,14 @@ const KINDS: &[Kind] = &[
         version: "v1",
         plural: "servicecidrs",
         kind: "ServiceCIDR",
+        namespaced: false,
+        status: true,
+    },
+    Kind {
+        group: "network.schiff.telekom.de",
+        version: "v1alpha1",
+        plural: "vrfrouteconfigurations",
+        kind: "VRFRouteConfiguration",
         namespaced: false,
         status: true,
     },
