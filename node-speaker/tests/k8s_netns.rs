@@ -211,9 +211,10 @@ async fn a_pod_object_makes_a_peer_and_its_vip_a_route() {
         ],
     );
     // No NodeBGPConfig yet: alive, not ready, and saying why.
-    // (Until the first reconcile it says "starting".)
+    // (Before that it says "starting", then that it lists the objects.)
     let readyz = eventually("/readyz says why it is not ready", WAIT, || async {
-        get(&node, "/readyz").filter(|r| !r.contains("starting"))
+        get(&node, "/readyz")
+            .filter(|r| !r.contains("starting") && !r.contains("listing the cluster's objects"))
     })
     .await;
     assert!(
