@@ -61,6 +61,12 @@ fn every_rendered_configuration_is_accepted_and_applied_by_frr() {
         "route-map rm_mgmt_vrf_export permit 30",
         "route-map rm_mgmt_vrf_export deny 65535",
         "ip prefix-list pl_pg_lb seq 15 permit 198.51.100.0/24 ge 32 le 32",
+        // The import guard's next hop and AS path checks.
+        "ip prefix-list pl_pg_lb_nh seq 5 permit 10.244.1.0/24 le 32",
+        "bgp as-path access-list as_pg_lb seq 5 permit ^[0-9]+$",
+        "bgp as-path access-list as_pg_edge seq 5 permit ^65100(_65100)*$",
+        " match ip next-hop prefix-list pl_pg_lb_nh",
+        " match as-path as_pg_edge",
         "router bgp 65010 vrf vips",
         " bgp listen range 10.244.1.0/24 peer-group pg_lb",
         "  import vrf vips",
