@@ -541,8 +541,19 @@ async fn in_kubernetes_vrf_route_configurations_from_the_api_reach_frr() {
                 && !running().contains("permit 203.0.113.0/24\n")
         })
         .await;
-    let conflict_said = logged()
-        .contains("VRFRouteConfigurations vips-leak and vips-twin both have seq 10 in VRF vips");
+    let conflict = "VRFRouteConfigurations vips-leak and vips-twin both have seq 10 in VRF vips; both left out";
+    let conflict_said = logged().contains(conflict);
+    // ... and as an Event on the Node.
+    let conflict_event = eventually(30, || {
+        api.all("events").iter().any(|e| {
+            e["reason"] == "RouteConfigurationProblem"
+                && e["type"] == "Warning"
+                && e["note"] == conflict
+                && e["regarding"]["kind"] == "Node"
+                && e["regarding"]["name"] == "n1"
+        })
+    })
+    .await;
     api.delete("vrfrouteconfigurations", "", "vips-twin");
     let back = conflict_out
         && eventually(30, || {
@@ -578,6 +589,12 @@ async fn in_kubernetes_vrf_route_configurations_from_the_api_reach_frr() {
         tail()
     );
     assert!(conflict_said, "conflict not reported\n{}", tail());
+    assert!(
+        conflict_event,
+        "no Event for the conflict: {:?}\n{}",
+        api.all("events"),
+        tail()
+    );
     assert!(
         back,
         "not rendered again after the conflict went\n{}",

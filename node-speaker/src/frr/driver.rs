@@ -65,16 +65,17 @@ fn stamps(mode: &FrrMode) -> Vec<Option<SystemTime>> {
 
 /// Renders, checks and writes; whether FRR's file changed.
 pub fn render_once(node: &NodeConfig, mode: &FrrMode) -> anyhow::Result<bool> {
-    render_with(node, mode, &[])
+    render_with(node, mode, &[]).map(|(changed, _)| changed)
 }
 
 /// Renders with the file's VRFRouteConfigurations (if any) and `more` (the
-/// cluster's), checks and writes; whether FRR's file changed.
+/// cluster's), checks and writes; whether FRR's file changed, and what was
+/// left out and why ([`super::Rendered::problems`]).
 pub fn render_with(
     node: &NodeConfig,
     mode: &FrrMode,
     more: &[VrfRouteConfiguration],
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<(bool, Vec<String>)> {
     use anyhow::Context as _;
     let template = std::fs::read_to_string(&mode.template)
         .with_context(|| format!("reading {}", mode.template.display()))?;
@@ -95,8 +96,9 @@ pub fn render_with(
     let checked = mode.paths.test(&candidate, node.local_as);
     let _ = std::fs::remove_file(&candidate);
     checked?;
-    write_if_changed(&mode.output, &rendered.config)
-        .with_context(|| format!("writing {}", mode.output.display()))
+    let changed = write_if_changed(&mode.output, &rendered.config)
+        .with_context(|| format!("writing {}", mode.output.display()))?;
+    Ok((changed, rendered.problems))
 }
 
 /// The cluster's VRFRouteConfigurations: `None` until listed.
@@ -104,16 +106,18 @@ pub type ClusterRouteConfigs = watch::Receiver<Option<Vec<VrfRouteConfiguration>
 
 /// Runs FRR mode until SIGTERM or SIGINT, the readiness only logged.
 pub async fn run(node: Arc<NodeConfig>) -> anyhow::Result<()> {
-    run_with(node, None, LogReadiness).await
+    run_with(node, None, LogReadiness, None).await
 }
 
 /// Runs FRR mode until SIGTERM or SIGINT, with the cluster's
 /// VRFRouteConfigurations (if watched: nothing is rendered until they are
-/// listed, then every change renders) and telling `readiness`.
+/// listed, then every change renders), telling `readiness`, and sending
+/// the render's problems to `problems` whenever they change.
 pub async fn run_with(
     node: Arc<NodeConfig>,
     mut cluster: Option<ClusterRouteConfigs>,
     readiness: impl NodeReadiness,
+    problems: Option<mpsc::Sender<Vec<String>>>,
 ) -> anyhow::Result<()> {
     let Some(mode) = node.frr.clone() else {
         anyhow::bail!("FRR mode is not configured");
@@ -146,6 +150,7 @@ pub async fn run_with(
     tokio::pin!(signal);
     info!(template = %mode.template.display(), output = %mode.output.display(), "podpeer-node running in FRR mode");
     let mut cluster_changed = false;
+    let mut last_problems: Vec<String> = Vec::new();
     let mut cluster_open = cluster.is_some();
     loop {
         let next = async {
@@ -173,11 +178,18 @@ pub async fn run_with(
         if listed && (last.as_ref() != Some(&now) || std::mem::take(&mut cluster_changed)) {
             let more = from_cluster.flatten().unwrap_or_default();
             match render_with(&node, &mode, &more) {
-                Ok(true) => {
-                    info!("FRR configuration changed");
-                    let _ = changed.send(()).await;
+                Ok((written, found)) => {
+                    if written {
+                        info!("FRR configuration changed");
+                        let _ = changed.send(()).await;
+                    }
+                    if found != last_problems {
+                        if let Some(tx) = &problems {
+                            let _ = tx.send(found.clone()).await;
+                        }
+                        last_problems = found;
+                    }
                 }
-                Ok(false) => {}
                 Err(e) => warn!("FRR configuration not applied: {e:#}"),
             }
             last = Some(now);

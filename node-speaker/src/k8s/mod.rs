@@ -475,13 +475,23 @@ pub async fn run_frr(options: Options, config: NodeConfig) -> anyhow::Result<()>
         warn!("cannot provision: {e}");
     }
     let routes = vrfroute::watch_all(client.clone());
+    let (problems, found) = tokio::sync::mpsc::channel(4);
+    let events = tokio::spawn(vrfroute::report_problems(
+        client.clone(),
+        node_name.clone(),
+        found,
+    ));
     let readiness =
         readiness::KubeReadiness::new(client, &node_name, &report::field_manager(&node_name));
     info!(
         node = node_name,
         "FRR mode with the cluster's VRFRouteConfigurations"
     );
-    crate::frr::driver::run_with(Arc::new(config), Some(routes), readiness).await
+    let result =
+        crate::frr::driver::run_with(Arc::new(config), Some(routes), readiness, Some(problems))
+            .await;
+    events.abort();
+    result
 }
 
 #[cfg(test)]

@@ -19,11 +19,13 @@
 
 use futures::StreamExt;
 use ipnet::IpNet;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter as EventReporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, CustomResource, ResourceExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::frr::routecfg::{self, PrefixAction, PrefixItem};
@@ -199,6 +201,45 @@ pub fn watch_all(client: Client) -> watch::Receiver<Option<Vec<routecfg::VrfRout
         debug!("VRFRouteConfiguration watch ended");
     });
     rx
+}
+
+/// Publishes each new problem of the FRR render (conflicting sequences,
+/// unknown VRFs: configurations left out) as a Warning Event on this Node,
+/// `RouteConfigurationProblem`, until `problems` closes.
+pub async fn report_problems(
+    client: Client,
+    node: String,
+    mut problems: mpsc::Receiver<Vec<String>>,
+) {
+    let recorder = Recorder::new(
+        client,
+        EventReporter {
+            controller: "podpeer-node".into(),
+            instance: Some(node.clone()),
+        },
+    );
+    let reference = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(node.clone()),
+        ..Default::default()
+    };
+    let mut reported: Vec<String> = Vec::new();
+    while let Some(found) = problems.recv().await {
+        for p in found.iter().filter(|p| !reported.contains(p)) {
+            let ev = Event {
+                type_: EventType::Warning,
+                reason: "RouteConfigurationProblem".into(),
+                note: Some(p.clone()),
+                action: "RenderFRR".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&ev, &reference).await {
+                warn!(node, "cannot publish an Event: {e}");
+            }
+        }
+        reported = found;
+    }
 }
 
 #[cfg(test)]
