@@ -80,6 +80,9 @@ pub struct NodeConfig {
     /// FRR mode (FRR holds the sessions; see [`crate::frr::driver`]);
     /// `None`: native mode. Set from the command line.
     pub frr: Option<crate::frr::driver::FrrMode>,
+    /// The network health check's file, taints and interval. Set from the
+    /// command line.
+    pub health: crate::health::HealthOptions,
 }
 
 /// A VRF: a routing table reached from its member interfaces.
@@ -549,6 +552,7 @@ impl Validator {
             graceful_restart,
             operator: Default::default(),
             frr: None,
+            health: Default::default(),
         })
     }
 

@@ -36,6 +36,9 @@ use crate::bpf::NodeBpf;
 use crate::config::NodeConfig;
 use crate::fib::{FibState, RouteView, Write};
 use crate::guard;
+use crate::health::{
+    CheckResult, Checker, HealthMetrics, HealthOptions, LogReadiness, NodeReadiness,
+};
 use crate::status::{
     LastRejection, LogIt, NodeMetrics, OpLabels, PeerView, RejectLabels, Rejections, StatusView,
     TableLabels,
@@ -76,6 +79,8 @@ pub struct App {
     /// Why the peer source is not ready (Kubernetes watches not synced, no
     /// NodeBGPConfig), or `None`.
     pub source_not_ready: Mutex<Option<String>>,
+    /// The network health check's metrics.
+    pub health: HealthMetrics,
 }
 
 /// A peer source that keeps the configuration current while the daemon
@@ -102,6 +107,8 @@ impl App {
         let mut registry = Registry::default();
         speaker.metrics().register(&mut registry);
         metrics.register(&mut registry);
+        let health = HealthMetrics::default();
+        health.register(&mut registry);
         if let Some(bpf) = &bpf {
             registry.register_collector(Box::new(bpf.collector()));
         }
@@ -117,6 +124,7 @@ impl App {
             heartbeat: AtomicU64::new(now_ms()),
             bpf,
             source_not_ready: Mutex::new(None),
+            health,
         }
     }
 
@@ -365,7 +373,7 @@ pub async fn run_with(config: NodeConfig, source: Option<PeerSource>) -> anyhow:
     }
     if config.frr.is_some() {
         // FRR holds the sessions: no speaker here.
-        return crate::frr::driver::run(Arc::clone(&config), Arc::clone(&netlink)).await;
+        return crate::frr::driver::run(Arc::clone(&config)).await;
     }
 
     // The tc-eBPF router on its interfaces (or an error in the log).
@@ -456,6 +464,16 @@ pub async fn run_with(config: NodeConfig, source: Option<PeerSource>) -> anyhow:
         groups = config.pod_groups.len(),
         "podpeer-node running"
     );
+    // The network health check; a peer source runs its own (it tells
+    // Kubernetes), file mode only logs.
+    let health_task = match &source {
+        Some(_) => None,
+        None => Some(tokio::spawn(run_health(
+            Arc::clone(&app),
+            config.health.clone(),
+            LogReadiness,
+        ))),
+    };
 
     let mut source_result = Ok(());
     match source.map(|s| tokio::spawn(s(Arc::clone(&app)))) {
@@ -464,6 +482,9 @@ pub async fn run_with(config: NodeConfig, source: Option<PeerSource>) -> anyhow:
             r = wait_for_signal() => r?,
             r = task => source_result = r.map_err(anyhow::Error::from).and_then(|r| r),
         },
+    }
+    if let Some(t) = health_task {
+        t.abort();
     }
     info!("shutting down: routes stay in the kernel for the next start");
     let _ = stop_tx.send(true);
@@ -484,6 +505,29 @@ pub async fn run_with(config: NodeConfig, source: Option<PeerSource>) -> anyhow:
     }
     info!("stopped");
     source_result
+}
+
+/// The fabric sessions of the configuration now, as a health check.
+pub async fn fabric_check(app: &App) -> CheckResult {
+    let neighbors = app.speaker.neighbors().await.unwrap_or_default();
+    crate::health::check_fabric_sessions(&app.config().fabric, &neighbors)
+}
+
+/// Runs the network health check of native mode (the file's checks and the
+/// fabric sessions) with `options`, telling `node`. A bad health check
+/// file is logged and the check not run.
+pub async fn run_health(app: Arc<App>, options: HealthOptions, node: impl NodeReadiness) {
+    let checker = match Checker::load(&options, app.health.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("network health check not running: {e}");
+            return;
+        }
+    };
+    info!(file = %options.file.display(), interval = ?options.interval, "network health check");
+    checker
+        .run(options.interval, node, || fabric_check(&app))
+        .await;
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

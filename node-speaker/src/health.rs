@@ -25,7 +25,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 
-use crate::config::{ConfigError, parse_duration};
+use bgp_core::fsm::State;
+use bgp_core::speaker::NeighborStatus;
+
+use crate::config::{ConfigError, FabricNeighbor, parse_duration};
 use podpeer_host::netlink::Netlink;
 
 /// The taint removed when the node's network is ready.
@@ -329,7 +332,7 @@ impl NodeReadiness for LogReadiness {
 
 /// Turns rounds of results into the node's readiness: the condition follows
 /// every round (when it changes); the taints go once, at the first round
-/// where all checks pass.
+/// where all checks pass (a failed removal is tried again next round).
 #[derive(Debug)]
 pub struct Gate {
     taints: Vec<String>,
@@ -338,13 +341,16 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// A gate removing `taints` (empty: [`UNINITIALIZED_TAINT`]).
-    pub fn new(mut taints: Vec<String>) -> Self {
-        if taints.is_empty() {
-            taints.push(UNINITIALIZED_TAINT.to_owned());
+    /// A gate removing [`UNINITIALIZED_TAINT`] and `taints`.
+    pub fn new(taints: Vec<String>) -> Self {
+        let mut all = vec![UNINITIALIZED_TAINT.to_owned()];
+        for t in taints {
+            if !t.is_empty() && !all.contains(&t) {
+                all.push(t);
+            }
         }
         Gate {
-            taints,
+            taints: all,
             untainted: false,
             last: None,
         }
@@ -379,6 +385,183 @@ impl Gate {
             self.untainted = true;
         }
         Ok(())
+    }
+}
+
+/// The health check's command line settings.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct HealthOptions {
+    /// The network health check file (interfaces, reachability, timeout,
+    /// retries); a missing file means no interface or TCP checks.
+    #[arg(
+        long = "health-config",
+        env = "OPERATOR_NETHEALTHCHECK_CONFIG",
+        default_value = DEFAULT_FILE
+    )]
+    pub file: PathBuf,
+    /// Taints removed (once) when every check passes, besides
+    /// `node.cloudprovider.kubernetes.io/uninitialized` (comma-separated keys).
+    #[arg(
+        long = "remove-taint",
+        env = "PODPEER_REMOVE_TAINTS",
+        value_delimiter = ','
+    )]
+    pub taints: Vec<String>,
+    /// How often the checks run.
+    #[arg(
+        long = "health-interval",
+        env = "PODPEER_HEALTH_INTERVAL",
+        default_value = "10s",
+        value_parser = interval
+    )]
+    pub interval: Duration,
+}
+
+fn interval(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?} is not a duration (like 10s)"))
+}
+
+impl Default for HealthOptions {
+    fn default() -> Self {
+        HealthOptions {
+            file: HealthConfig::path_from_env(),
+            taints: Vec::new(),
+            interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The fabric sessions (native mode): each configured fabric neighbor
+/// (by address, or by interface when unnumbered) must be Established.
+pub fn check_fabric_sessions(
+    fabric: &[FabricNeighbor],
+    neighbors: &[NeighborStatus],
+) -> CheckResult {
+    let mut down = Vec::new();
+    for f in fabric {
+        let seen = neighbors.iter().find(|n| match &f.interface {
+            Some(i) => n.interface.as_ref() == Some(i),
+            None => n.address == f.address,
+        });
+        let label = if f.description.is_empty() {
+            f.name()
+        } else {
+            format!("{} ({})", f.description, f.name())
+        };
+        match seen {
+            Some(n) if n.state == State::Established => {}
+            Some(n) => down.push(format!("{label} {:?}", n.state)),
+            None => down.push(format!("{label} not configured")),
+        }
+    }
+    let mut result = check_fabric(fabric.len() - down.len(), fabric.len());
+    if !down.is_empty() {
+        result.detail = format!("{}: {}", result.detail, down.join(", "));
+    }
+    result
+}
+
+/// Runs rounds of checks: the file's interface and TCP checks plus the
+/// mode's own (FRR running, or the fabric sessions), recorded in the
+/// metrics and applied to the node through a [`Gate`].
+pub struct Checker {
+    config: HealthConfig,
+    gate: Gate,
+    metrics: HealthMetrics,
+    netlink: Result<Option<Netlink>, String>,
+}
+
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checker")
+            .field("config", &self.config)
+            .field("gate", &self.gate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checker {
+    /// A checker for `config`, removing `taints` (besides
+    /// [`UNINITIALIZED_TAINT`]) and recording into `metrics`.
+    pub fn new(config: HealthConfig, taints: Vec<String>, metrics: HealthMetrics) -> Self {
+        // A netlink socket only when there are interfaces to look at.
+        let netlink = if config.interfaces.is_empty() {
+            Ok(None)
+        } else {
+            Netlink::connect().map(Some).map_err(|e| e.to_string())
+        };
+        Checker {
+            config,
+            gate: Gate::new(taints),
+            metrics,
+            netlink,
+        }
+    }
+
+    /// A checker for the file and taints of `options`.
+    pub fn load(options: &HealthOptions, metrics: HealthMetrics) -> Result<Self, ConfigError> {
+        let config = HealthConfig::load(&options.file)?;
+        Ok(Self::new(config, options.taints.clone(), metrics))
+    }
+
+    /// One round: the file's checks, then `mode` (FRR or fabric); recorded
+    /// and applied to `node`. The results.
+    pub async fn round(
+        &mut self,
+        mode: CheckResult,
+        node: &impl NodeReadiness,
+    ) -> Vec<CheckResult> {
+        let mut results = match &self.netlink {
+            Ok(Some(netlink)) => check_network(netlink, &self.config).await,
+            Ok(None) | Err(_) => {
+                let detail = match &self.netlink {
+                    Err(e) => format!("netlink: {e}"),
+                    _ => String::new(),
+                };
+                let mut r: Vec<CheckResult> = self
+                    .config
+                    .interfaces
+                    .iter()
+                    .map(|i| CheckResult {
+                        name: format!("interface {i}"),
+                        ok: false,
+                        detail: detail.clone(),
+                    })
+                    .collect();
+                for target in &self.config.reachability {
+                    r.push(check_tcp(target, &self.config).await);
+                }
+                r
+            }
+        };
+        results.push(mode);
+        self.metrics.record(&results);
+        if let Err(e) = self.gate.apply(&results, node).await {
+            tracing::warn!("node readiness: {e}");
+        }
+        results
+    }
+
+    /// Runs a round every `interval` (the first at once) with `mode` giving
+    /// the mode's own check, forever.
+    pub async fn run<R, F, Fut>(mut self, interval: Duration, node: R, mut mode: F)
+    where
+        R: NodeReadiness,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = CheckResult>,
+    {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let m = mode().await;
+            let results = self.round(m, &node).await;
+            for r in results.iter().filter(|r| !r.ok) {
+                tracing::debug!(check = r.name, detail = r.detail, "health check failed");
+            }
+        }
     }
 }
 

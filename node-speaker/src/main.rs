@@ -56,7 +56,9 @@ struct RunArgs {
     #[arg(long, env = "OPERATOR_CONFIG")]
     operator_config: Option<PathBuf>,
     /// FRR mode: the node's FRR template (with `#++{{.VRFs}}` etc. hints);
-    /// FRR then holds the BGP sessions.
+    /// FRR then holds the BGP sessions. With `--peer-source kubernetes` the
+    /// node's setup still comes from `--config`, the VRFRouteConfigurations
+    /// from the cluster.
     #[arg(long, env = "PODPEER_FRR_TEMPLATE")]
     frr_template: Option<PathBuf>,
     /// FRR mode: the configuration file FRR loads.
@@ -152,6 +154,7 @@ fn with_operator(
     if let Some(path) = &args.operator_config {
         podpeer_node::provision::attach(&mut config, path)?;
     }
+    config.health = args.kubernetes.health.clone();
     if let Some(template) = &args.frr_template {
         let mut mode = podpeer_node::frr::driver::FrrMode::new(template.clone());
         mode.output = args.frr_config.clone();
@@ -174,7 +177,8 @@ fn run(args: RunArgs) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
-    if args.kubernetes.peer_source == podpeer_node::k8s::PeerSourceKind::Kubernetes {
+    let kubernetes = args.kubernetes.peer_source == podpeer_node::k8s::PeerSourceKind::Kubernetes;
+    if kubernetes && args.frr_template.is_none() {
         return finish(
             runtime()
                 .map_err(anyhow::Error::from)
@@ -194,6 +198,14 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if kubernetes {
+        // FRR mode with the cluster's VRFRouteConfigurations.
+        return finish(
+            runtime()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(podpeer_node::k8s::run_frr(args.kubernetes, config))),
+        );
+    }
     finish(
         runtime()
             .map_err(anyhow::Error::from)

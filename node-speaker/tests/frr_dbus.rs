@@ -3,7 +3,10 @@
 //! bus policy, a stand-in `org.freedesktop.systemd1.Manager` whose
 //! ReloadUnit runs the real `frr-reload.py` against FRR in a netns and
 //! emits `JobRemoved`, and podpeer's [`Systemd`] client. A
-//! VRFRouteConfiguration change ends as FRR's running configuration.
+//! VRFRouteConfiguration change ends as FRR's running configuration, from
+//! a file and from the Kubernetes API (the API server double).
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -433,4 +436,199 @@ async fn the_daemon_in_frr_mode_provisions_renders_and_reloads_through_dbus() {
         calls.iter().all(|c| c == "ReloadUnit frr.service"),
         "{calls:?}"
     );
+}
+
+fn vrf_route(name: &str, spec: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "network.schiff.telekom.de/v1alpha1", "kind": "VRFRouteConfiguration",
+        "metadata": {"name": name}, "spec": spec,
+    })
+}
+
+/// FRR mode with `--peer-source kubernetes`: the VRFRouteConfigurations
+/// on the API server double (serving inside the netns) end as FRR's
+/// running configuration through the D-Bus reload; a change follows; a
+/// conflicting sequence leaves both out (and says so) until it goes; the
+/// health check (FRR running) removes the Node's taint; every request is
+/// allowed by deploy/rbac.yaml and the VRFRouteConfiguration rule is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_kubernetes_vrf_route_configurations_from_the_api_reach_frr() {
+    use serde_json::json;
+    let s = setup("dbusk", Behaviour::Real).await;
+    let api =
+        support::apiserver::ApiServer::serve(support::listener_in(s.ns.path()), &support::crds())
+            .await;
+    api.put(json!({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+        "spec": {"taints": [
+            {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true",
+             "effect": "NoSchedule"},
+            {"key": "team.example/keep", "effect": "NoExecute"}]},
+    }));
+    api.put(vrf_route(
+        "vips-leak",
+        json!({"vrf": "vips", "seq": 10,
+               "import": [{"cidr": "198.51.100.0/24", "ge": 32, "le": 32, "action": "permit"},
+                          {"cidr": "2001:db8:100::/48", "le": 128, "action": "permit"}],
+               "export": [{"cidr": "10.96.0.0/12", "action": "deny"},
+                          {"cidr": "10.0.0.0/8", "le": 32, "action": "permit"}],
+               "aggregate": ["198.51.100.0/24"], "community": "65010:200"}),
+    ));
+    let mgmt = json!({"vrf": "mgmt_vrf", "seq": 30,
+                      "export": [{"cidr": "192.0.2.0/24", "seq": 7, "le": 32, "action": "permit"}]});
+    api.put(vrf_route("mgmt-extra", mgmt.clone()));
+    let log = s.dir.path().join("daemon.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut daemon =
+        s.ns.command(env!("CARGO_BIN_EXE_podpeer-node"))
+            .args([
+                "--peer-source",
+                "kubernetes",
+                "--node-name",
+                "n1",
+                "--api-server",
+            ])
+            .arg(api.url())
+            .arg("--config")
+            .arg(testdata("node.yaml"))
+            .arg("--operator-config")
+            .arg(testdata("operator.yaml"))
+            .arg("--frr-template")
+            .arg(testdata("template.conf"))
+            .arg("--frr-config")
+            .arg(&s.file)
+            .arg("--frr-reload-window")
+            .arg("1s")
+            .arg("--frr-vty-socket")
+            .arg(s.frr.dir())
+            .arg("--dbus-address")
+            .arg(&s.bus.address)
+            .env("OPERATOR_NETHEALTHCHECK_CONFIG", "/nonexistent/hc.yaml")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+    let running = || s.frr.vtysh(&["show running-config"]).unwrap_or_default();
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    let reloaded = eventually(30, || {
+        running().contains("route-map rm_vips_import permit 10\n")
+            && running()
+                .contains("ip prefix-list pl_mgmt_vrf_export_30 seq 7 permit 192.0.2.0/24 le 32\n")
+    })
+    .await;
+
+    // A change on the API: a new export item.
+    let mut changed_spec = mgmt.clone();
+    changed_spec["export"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"cidr": "192.0.2.128/25", "seq": 9, "action": "deny"}));
+    api.put(vrf_route("mgmt-extra", changed_spec));
+    let changed = reloaded
+        && eventually(30, || {
+            running().contains("ip prefix-list pl_mgmt_vrf_export_30 seq 9 deny 192.0.2.128/25\n")
+        })
+        .await;
+
+    // A second configuration with vips' sequence: both left out, said so.
+    api.put(vrf_route(
+        "vips-twin",
+        json!({"vrf": "vips", "seq": 10, "import": [{"cidr": "203.0.113.0/24", "action": "permit"}]}),
+    ));
+    let conflict_out = changed
+        && eventually(30, || {
+            !running().contains("route-map rm_vips_import permit 10\n")
+                && !running().contains("permit 203.0.113.0/24\n")
+        })
+        .await;
+    let conflict = "VRFRouteConfigurations vips-leak and vips-twin both have seq 10 in VRF vips; both left out";
+    let conflict_said = logged().contains(conflict);
+    // ... and as an Event on the Node.
+    let conflict_event = eventually(30, || {
+        api.all("events").iter().any(|e| {
+            e["reason"] == "RouteConfigurationProblem"
+                && e["type"] == "Warning"
+                && e["note"] == conflict
+                && e["regarding"]["kind"] == "Node"
+                && e["regarding"]["name"] == "n1"
+        })
+    })
+    .await;
+    api.delete("vrfrouteconfigurations", "", "vips-twin");
+    let back = conflict_out
+        && eventually(30, || {
+            running().contains("route-map rm_vips_import permit 10\n")
+        })
+        .await;
+
+    // The health check passed (FRR runs): the taint went, the other stayed.
+    let untainted = eventually(30, || {
+        api.get("nodes", "", "n1").unwrap()["spec"]["taints"]
+            == json!([{"key": "team.example/keep", "effect": "NoExecute"}])
+    })
+    .await;
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = daemon.wait().unwrap();
+    let tail = || {
+        format!(
+            "--- running:\n{}\n--- log:\n{}",
+            running(),
+            interop_tests::tail(&log, 80)
+        )
+    };
+    assert!(reloaded, "first render missing\n{}", tail());
+    assert!(changed, "change not applied\n{}", tail());
+    assert!(
+        conflict_out,
+        "conflicting configurations rendered\n{}",
+        tail()
+    );
+    assert!(conflict_said, "conflict not reported\n{}", tail());
+    assert!(
+        conflict_event,
+        "no Event for the conflict: {:?}\n{}",
+        api.all("events"),
+        tail()
+    );
+    assert!(
+        back,
+        "not rendered again after the conflict went\n{}",
+        tail()
+    );
+    assert!(
+        untainted,
+        "taint not removed: {}\n{}",
+        api.get("nodes", "", "n1").unwrap(),
+        tail()
+    );
+    assert!(status.success(), "{status}");
+    let c = &api.get("nodes", "", "n1").unwrap()["status"]["conditions"][0];
+    assert_eq!(
+        (&c["type"], &c["status"]),
+        (&json!("PodpeerNetworkReady"), &json!("True"))
+    );
+    let calls = s.calls.lock().unwrap().clone();
+    assert!(calls.len() >= 4, "{calls:?}");
+    assert!(
+        calls.iter().all(|c| c == "ReloadUnit frr.service"),
+        "{calls:?}"
+    );
+
+    // Least privilege, FRR mode's share.
+    let requests = api.requests();
+    assert_eq!(support::not_allowed(&requests), Vec::<String>::new());
+    let unused = support::unused(&requests);
+    for verb in ["list", "watch"] {
+        let rule = (
+            "network.schiff.telekom.de".to_string(),
+            "vrfrouteconfigurations".to_string(),
+            verb.to_string(),
+        );
+        assert!(!unused.contains(&rule), "{verb} unused");
+    }
 }

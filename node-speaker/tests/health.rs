@@ -127,3 +127,165 @@ fn frr_running_or_not() {
         assert!(!down.detail.is_empty());
     });
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_podpeer-node");
+
+/// `podpeer_node_health_check` and `podpeer_node_network_ready` of the
+/// daemon in `ns`: (check, value) lines.
+fn health_metrics(ns: &Netns) -> Vec<String> {
+    let out = ns
+        .command("curl")
+        .args(["-s", "http://127.0.0.1:9180/metrics"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.starts_with("podpeer_node_health_check{")
+                || l.starts_with("podpeer_node_network_ready")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+fn wait_metrics(ns: &Netns, want: &[&str], log: &Path) {
+    let start = std::time::Instant::now();
+    loop {
+        let have = health_metrics(ns);
+        if want.iter().all(|w| have.iter().any(|h| h == w)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "want {want:?}\nhave {have:?}\n--- log:\n{}",
+            interop_tests::tail(log, 60)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Native mode: the daemon (file mode, no FRR) runs the health check with
+/// its fabric session to a real FRR in another netns: not ready while FRR
+/// is absent (session down, its BGP port closed), ready once the session is
+/// Established (the taints go, in the log), not ready again when bgpd dies.
+#[test]
+fn native_mode_is_ready_with_its_fabric_sessions() {
+    let node = Netns::new("hnode").unwrap();
+    let fab = Netns::new("hfab").unwrap();
+    interop_tests::netns::veth(
+        &node,
+        "fab0",
+        &["192.0.2.10/24"],
+        &fab,
+        "node0",
+        &["192.0.2.1/24"],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.yaml");
+    std::fs::write(
+        &config,
+        "localAs: 65010\nrouterId: 192.0.2.10\nhttp: 127.0.0.1:9180\n\
+         fabric:\n  - address: 192.0.2.1\n    remoteAs: 65000\n    description: tor1\n    holdTime: 9s\n\
+         podGroups:\n  - name: lb\n    peers: [10.244.1.0/28]\n    allowedPrefixes:\n      - {prefix: 198.51.100.0/24, ge: 32, le: 32}\n",
+    )
+    .unwrap();
+    let health_file = dir.path().join("hc.yaml");
+    std::fs::write(
+        &health_file,
+        "interfaces: [fab0]\nreachability:\n  - {host: 192.0.2.1, port: 179}\ntimeout: 500ms\nretries: 1\n",
+    )
+    .unwrap();
+    let log = dir.path().join("node.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = node
+        .command(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--health-config")
+        .arg(&health_file)
+        .args([
+            "--health-interval",
+            "300ms",
+            "--remove-taint",
+            "example.com/net",
+        ])
+        .env("PODPEER_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Kill(child);
+
+    // No FRR: the link is up, the rest is not.
+    wait_metrics(
+        &node,
+        &[
+            "podpeer_node_health_check{check=\"interface fab0\"} 1",
+            "podpeer_node_health_check{check=\"tcp 192.0.2.1:179\"} 0",
+            "podpeer_node_health_check{check=\"fabric\"} 0",
+            "podpeer_node_network_ready 0",
+        ],
+        &log,
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("fabric: 0 of 1 sessions established: tor1 (192.0.2.1)"),
+        "{text}"
+    );
+    assert!(!text.contains("taints to remove"), "{text}");
+
+    // FRR comes: the session is Established, everything passes.
+    let mut frr = Frr::start(
+        &fab,
+        "router bgp 65000\n bgp router-id 192.0.2.1\n no bgp ebgp-requires-policy\n \
+         neighbor 192.0.2.10 remote-as 65010\n neighbor 192.0.2.10 timers 3 9\n \
+         neighbor 192.0.2.10 timers connect 1\n",
+    )
+    .unwrap();
+    wait_metrics(
+        &node,
+        &[
+            "podpeer_node_health_check{check=\"tcp 192.0.2.1:179\"} 1",
+            "podpeer_node_health_check{check=\"fabric\"} 1",
+            "podpeer_node_network_ready 1",
+        ],
+        &log,
+    );
+    // FRR agrees (its side may note it a moment later).
+    let start = std::time::Instant::now();
+    while !frr.established("192.0.2.10") {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", frr.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("NetworkChecksPassed"), "{text}");
+    assert_eq!(text.matches("taints to remove").count(), 1, "{text}");
+    assert!(
+        text.contains("[\"node.cloudprovider.kubernetes.io/uninitialized\", \"example.com/net\"]"),
+        "{text}"
+    );
+
+    // bgpd dies: the session and the port are gone, not ready; the taints
+    // are not removed a second time.
+    frr.kill_bgpd().unwrap();
+    wait_metrics(
+        &node,
+        &[
+            "podpeer_node_health_check{check=\"fabric\"} 0",
+            "podpeer_node_network_ready 0",
+        ],
+        &log,
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("taints to remove").count(), 1, "{text}");
+    drop(child);
+}

@@ -102,6 +102,15 @@ fn node(name: &str, rack: &str, cidr: &str, ip: &str) -> Value {
     })
 }
 
+/// n1's taints: the one podpeer-node removes, one of somebody else's.
+fn taints() -> Value {
+    json!([
+        {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true",
+         "effect": "NoSchedule"},
+        {"key": "team.example/keep", "effect": "NoExecute"},
+    ])
+}
+
 fn pod(name: &str, app: &str, ip: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -117,7 +126,9 @@ async fn cluster() -> ApiServer {
     let api = ApiServer::start(&support::crds()).await;
     api.put(json!({"apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": "web", "labels": {"team": "edge"}}}));
-    api.put(node("n1", "a", "10.244.1.0/24", "192.0.2.11"));
+    let mut n1 = node("n1", "a", "10.244.1.0/24", "192.0.2.11");
+    n1["spec"]["taints"] = taints();
+    api.put(n1);
     api.put(node("n2", "b", "10.244.2.0/24", "192.0.2.12"));
     api.put(json!({
         "apiVersion": "podpeer.io/v1alpha1", "kind": "NodeBGPConfig",
@@ -453,6 +464,23 @@ async fn pods_come_and_go_status_events_conflicts_and_rbac() {
         );
     }
 
+    // The network health check (no file here, no fabric: it passes) told
+    // the Node: its taint gone, the other kept, the condition set.
+    let n1 = api.get("nodes", "", "n1").unwrap();
+    assert_eq!(
+        n1["spec"]["taints"],
+        json!([{"key": "team.example/keep", "effect": "NoExecute"}])
+    );
+    let c = &n1["status"]["conditions"][0];
+    assert_eq!(
+        (&c["type"], &c["status"], &c["reason"]),
+        (
+            &json!("PodpeerNetworkReady"),
+            &json!("True"),
+            &json!("NetworkChecksPassed")
+        )
+    );
+
     // Least privilege: every request the node made is allowed, and every
     // permission was needed. (The n2 request above is the test's own.)
     let ours: Vec<_> = requests
@@ -465,7 +493,12 @@ async fn pods_come_and_go_status_events_conflicts_and_rbac() {
         .cloned()
         .collect();
     assert_eq!(support::not_allowed(&ours), Vec::<String>::new());
-    assert_eq!(support::unused(&ours), Vec::new());
+    // (VRFRouteConfigurations are FRR mode's: frr_dbus.rs checks them.)
+    let unused: Vec<_> = support::unused(&ours)
+        .into_iter()
+        .filter(|(_, r, _)| r != "vrfrouteconfigurations")
+        .collect();
+    assert_eq!(unused, Vec::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -710,4 +743,210 @@ async fn the_double_speaks_selectors_and_watches_like_an_api_server() {
     assert_eq!(watches.len(), 1);
     assert_eq!(watches[0].query["labelSelector"], "app=lb");
     assert_eq!(watches[0].query["resourceVersion"], rv);
+}
+
+/// The requests to nodes and nodes/status since `from`, as
+/// `VERB resource CONTENT-TYPE BODY` (bodies with times masked).
+fn node_requests(api: &ApiServer, from: usize) -> Vec<String> {
+    api.requests()[from..]
+        .iter()
+        .filter(|r| r.resource.starts_with("nodes"))
+        .map(|r| {
+            let mut body = r.body.clone().unwrap_or(Value::Null);
+            if let Some(cs) = body
+                .pointer_mut("/status/conditions")
+                .and_then(Value::as_array_mut)
+            {
+                for c in cs {
+                    assert!(c["lastTransitionTime"].as_str().unwrap().ends_with('Z'));
+                    c["lastTransitionTime"] = json!("T");
+                }
+            }
+            let mut line = format!("{} {}", r.verb, r.resource);
+            if let Some(ct) = &r.content_type {
+                line = format!("{line} {ct}");
+            }
+            if !body.is_null() {
+                line = format!("{line} {body}");
+            }
+            line
+        })
+        .collect()
+}
+
+fn check(name: &str, ok: bool, detail: &str) -> podpeer_node::health::CheckResult {
+    podpeer_node::health::CheckResult {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// Taint removal and the Node condition, request by request: a failing
+/// check sets the condition False and removes nothing; passing removes the
+/// node's taint and the configured one once (a merge patch of the list read
+/// minus ours, with its resourceVersion), keeps the others, sets True; a
+/// later pass or a restarted node patches no taint again; a stale
+/// resourceVersion is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_removes_the_taints_once_and_sets_the_condition() {
+    use podpeer_node::health::Gate;
+    use podpeer_node::k8s::readiness::KubeReadiness;
+
+    let api = cluster().await;
+    let mut n1 = api.get("nodes", "", "n1").unwrap();
+    n1["spec"]["taints"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "extra.example/net", "effect": "NoSchedule"}));
+    api.put(n1);
+    let client = kube::Client::try_from(kube::Config::new(api.url().parse().unwrap())).unwrap();
+    let node = KubeReadiness::new(client.clone(), "n1", "podpeer-node/n1");
+    let mut gate = Gate::new(vec!["extra.example/net".into()]);
+    let ssa = "patch nodes/status application/apply-patch+yaml";
+    let condition = |status: &str, reason: &str, message: &str| {
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+               "status": {"conditions": [{"type": "PodpeerNetworkReady", "status": status,
+                   "reason": reason, "message": message, "lastTransitionTime": "T"}]}})
+    };
+
+    // Failing: the condition False with the failed check, no taint touched.
+    let from = api.requests().len();
+    let bad = [
+        check("interface eth0", false, "down"),
+        check("fabric", true, "1 of 1"),
+    ];
+    gate.apply(&bad, &node).await.unwrap();
+    assert_eq!(
+        node_requests(&api, from),
+        [
+            "get nodes".to_string(),
+            format!(
+                "{ssa} {}",
+                condition("False", "NetworkChecksFailed", "interface eth0: down")
+            ),
+        ]
+    );
+    let n1 = api.get("nodes", "", "n1").unwrap();
+    assert_eq!(n1["spec"]["taints"].as_array().unwrap().len(), 3);
+    let c = &n1["status"]["conditions"][0];
+    assert_eq!(
+        (&c["status"], &c["message"]),
+        (&json!("False"), &json!("interface eth0: down"))
+    );
+    let failed_since = c["lastTransitionTime"].clone();
+    let rv = n1["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Passing: condition True, then one merge patch of the taints. (A
+    // second later, so the transition time shows.)
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let from = api.requests().len();
+    let good = [
+        check("interface eth0", true, "up"),
+        check("fabric", true, "1 of 1"),
+    ];
+    gate.apply(&good, &node).await.unwrap();
+    assert_eq!(
+        node_requests(&api, from),
+        [
+            format!(
+                "{ssa} {}",
+                condition("True", "NetworkChecksPassed", "2 checks passed")
+            ),
+            "get nodes".to_string(),
+            format!(
+                "patch nodes application/merge-patch+json {}",
+                json!({"metadata": {"resourceVersion": (rv.parse::<u64>().unwrap() + 1).to_string()},
+                       "spec": {"taints": [{"key": "team.example/keep", "effect": "NoExecute"}]}})
+            ),
+        ]
+    );
+    let n1 = api.get("nodes", "", "n1").unwrap();
+    assert_eq!(
+        n1["spec"]["taints"],
+        json!([{"key": "team.example/keep", "effect": "NoExecute"}])
+    );
+    assert_eq!(n1["status"]["conditions"].as_array().unwrap().len(), 1);
+    assert_eq!(n1["status"]["conditions"][0]["status"], "True");
+    assert_ne!(
+        n1["status"]["conditions"][0]["lastTransitionTime"],
+        failed_since
+    );
+
+    // Passing again: nothing to say.
+    let from = api.requests().len();
+    gate.apply(&good, &node).await.unwrap();
+    assert_eq!(node_requests(&api, from), Vec::<String>::new());
+    // A restarted podpeer-node (a new gate): it reads, finds no taint of
+    // ours, patches none; the condition keeps its transition time.
+    let since = n1["status"]["conditions"][0]["lastTransitionTime"].clone();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let node = KubeReadiness::new(client.clone(), "n1", "podpeer-node/n1");
+    let mut gate = Gate::new(vec!["extra.example/net".into()]);
+    let from = api.requests().len();
+    gate.apply(&good, &node).await.unwrap();
+    assert_eq!(
+        node_requests(&api, from),
+        [
+            "get nodes".to_string(),
+            format!(
+                "{ssa} {}",
+                condition("True", "NetworkChecksPassed", "2 checks passed")
+            ),
+            "get nodes".to_string(),
+        ]
+    );
+    let n1 = api.get("nodes", "", "n1").unwrap();
+    assert_eq!(n1["status"]["conditions"][0]["lastTransitionTime"], since);
+
+    // The kubelet's conditions stay beside ours (list-map by type).
+    let mut with_kubelet = n1.clone();
+    with_kubelet["status"]["conditions"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "Ready", "status": "True"}));
+    api.put(with_kubelet);
+    gate.apply(&bad, &node).await.unwrap();
+    let types: Vec<(String, String)> = api.get("nodes", "", "n1").unwrap()["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap().into(),
+                c["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("PodpeerNetworkReady".into(), "False".into()),
+            ("Ready".into(), "True".into())
+        ]
+    );
+
+    // The precondition the taint patch relies on: a stale resourceVersion
+    // is a conflict, nothing changes.
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+    let stale = json!({"metadata": {"resourceVersion": rv}, "spec": {"taints": []}});
+    let e = nodes
+        .patch(
+            "n1",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&stale),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, kube::Error::Api(ref s) if s.code == 409), "{e}");
+    assert_eq!(
+        api.get("nodes", "", "n1").unwrap()["spec"]["taints"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use interop_tests::podlab::{find_binaries, kernel_routes};
 use interop_tests::{Netns, skip_unless_runnable, veth};
-use nix::sched::{CloneFlags, setns};
 use serde_json::{Value, json};
 
 use support::apiserver::ApiServer;
@@ -80,20 +79,8 @@ impl Drop for Proc {
     }
 }
 
-/// A listener on 127.0.0.1 inside `ns` (the socket stays in that namespace
-/// whichever thread uses it).
 fn listener_in(ns: &Netns) -> tokio::net::TcpListener {
-    let path = ns.path();
-    let std_listener = std::thread::spawn(move || {
-        let f = File::open(path).unwrap();
-        setns(&f, CloneFlags::CLONE_NEWNET).unwrap();
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        l
-    })
-    .join()
-    .unwrap();
-    tokio::net::TcpListener::from_std(std_listener).unwrap()
+    support::listener_in(ns.path())
 }
 
 fn pod_object(name: &str, app: &str, ip: &str) -> Value {
@@ -224,9 +211,10 @@ async fn a_pod_object_makes_a_peer_and_its_vip_a_route() {
         ],
     );
     // No NodeBGPConfig yet: alive, not ready, and saying why.
-    // (Until the first reconcile it says "starting".)
+    // (Before that it says "starting", then that it lists the objects.)
     let readyz = eventually("/readyz says why it is not ready", WAIT, || async {
-        get(&node, "/readyz").filter(|r| !r.contains("starting"))
+        get(&node, "/readyz")
+            .filter(|r| !r.contains("starting") && !r.contains("listing the cluster's objects"))
     })
     .await;
     assert!(

@@ -8,15 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::reload::{FrrPaths, write_if_changed};
+use super::routecfg::VrfRouteConfiguration;
 use super::systemd::{DEFAULT_WINDOW, Systemd, debounce};
 use super::{render, routecfg};
 use crate::config::NodeConfig;
-use crate::health::{self, Gate, HealthConfig, HealthMetrics, LogReadiness};
-use podpeer_host::netlink::Netlink;
+use crate::health::{self, Checker, HealthMetrics, LogReadiness, NodeReadiness};
 
 /// FRR mode's settings (from the command line).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +37,6 @@ pub struct FrrMode {
     pub bus: Option<String>,
     /// How often the inputs are looked at for changes.
     pub poll: Duration,
-    /// The health check file.
-    pub health: PathBuf,
 }
 
 impl FrrMode {
@@ -53,7 +51,6 @@ impl FrrMode {
             unit: "frr.service".into(),
             bus: None,
             poll: Duration::from_secs(5),
-            health: HealthConfig::path_from_env(),
         }
     }
 }
@@ -68,13 +65,25 @@ fn stamps(mode: &FrrMode) -> Vec<Option<SystemTime>> {
 
 /// Renders, checks and writes; whether FRR's file changed.
 pub fn render_once(node: &NodeConfig, mode: &FrrMode) -> anyhow::Result<bool> {
+    render_with(node, mode, &[]).map(|(changed, _)| changed)
+}
+
+/// Renders with the file's VRFRouteConfigurations (if any) and `more` (the
+/// cluster's), checks and writes; whether FRR's file changed, and what was
+/// left out and why ([`super::Rendered::problems`]).
+pub fn render_with(
+    node: &NodeConfig,
+    mode: &FrrMode,
+    more: &[VrfRouteConfiguration],
+) -> anyhow::Result<(bool, Vec<String>)> {
     use anyhow::Context as _;
     let template = std::fs::read_to_string(&mode.template)
         .with_context(|| format!("reading {}", mode.template.display()))?;
-    let configs = match &mode.route_configs {
+    let mut configs = match &mode.route_configs {
         Some(p) => routecfg::load(p)?,
         None => Vec::new(),
     };
+    configs.extend_from_slice(more);
     let rendered = render(&template, node, &configs)?;
     for p in &rendered.problems {
         warn!("FRR render: {p}");
@@ -87,12 +96,29 @@ pub fn render_once(node: &NodeConfig, mode: &FrrMode) -> anyhow::Result<bool> {
     let checked = mode.paths.test(&candidate, node.local_as);
     let _ = std::fs::remove_file(&candidate);
     checked?;
-    write_if_changed(&mode.output, &rendered.config)
-        .with_context(|| format!("writing {}", mode.output.display()))
+    let changed = write_if_changed(&mode.output, &rendered.config)
+        .with_context(|| format!("writing {}", mode.output.display()))?;
+    Ok((changed, rendered.problems))
 }
 
-/// Runs FRR mode until SIGTERM or SIGINT.
-pub async fn run(node: Arc<NodeConfig>, netlink: Arc<Netlink>) -> anyhow::Result<()> {
+/// The cluster's VRFRouteConfigurations: `None` until listed.
+pub type ClusterRouteConfigs = watch::Receiver<Option<Vec<VrfRouteConfiguration>>>;
+
+/// Runs FRR mode until SIGTERM or SIGINT, the readiness only logged.
+pub async fn run(node: Arc<NodeConfig>) -> anyhow::Result<()> {
+    run_with(node, None, LogReadiness, None).await
+}
+
+/// Runs FRR mode until SIGTERM or SIGINT, with the cluster's
+/// VRFRouteConfigurations (if watched: nothing is rendered until they are
+/// listed, then every change renders), telling `readiness`, and sending
+/// the render's problems to `problems` whenever they change.
+pub async fn run_with(
+    node: Arc<NodeConfig>,
+    mut cluster: Option<ClusterRouteConfigs>,
+    readiness: impl NodeReadiness,
+    problems: Option<mpsc::Sender<Vec<String>>>,
+) -> anyhow::Result<()> {
     let Some(mode) = node.frr.clone() else {
         anyhow::bail!("FRR mode is not configured");
     };
@@ -108,9 +134,7 @@ pub async fn run(node: Arc<NodeConfig>, netlink: Arc<Netlink>) -> anyhow::Result
         }
     }));
 
-    let health_config = HealthConfig::load(&mode.health)?;
-    let metrics = HealthMetrics::default();
-    let mut gate = Gate::new(Vec::new());
+    let mut checker = Checker::load(&node.health, HealthMetrics::default())?;
     let vtysh = mode.paths.bindir.join("vtysh");
 
     let mut last = None;
@@ -125,29 +149,53 @@ pub async fn run(node: Arc<NodeConfig>, netlink: Arc<Netlink>) -> anyhow::Result
     };
     tokio::pin!(signal);
     info!(template = %mode.template.display(), output = %mode.output.display(), "podpeer-node running in FRR mode");
+    let mut cluster_changed = false;
+    let mut last_problems: Vec<String> = Vec::new();
+    let mut cluster_open = cluster.is_some();
     loop {
+        let next = async {
+            match cluster.as_mut() {
+                Some(rx) if cluster_open => rx.changed().await.is_ok(),
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = &mut signal => { r?; break; }
             _ = tick.tick() => {}
-        }
-        let now = stamps(&mode);
-        if last.as_ref() != Some(&now) {
-            match render_once(&node, &mode) {
-                Ok(true) => {
-                    info!("FRR configuration changed");
-                    let _ = changed.send(()).await;
+            ok = next => {
+                if ok {
+                    cluster_changed = true;
+                } else {
+                    warn!("the VRFRouteConfiguration watch ended: keeping its last list");
+                    cluster_open = false;
                 }
-                Ok(false) => {}
+            }
+        }
+        let from_cluster = cluster.as_ref().map(|rx| rx.borrow().clone());
+        // Not listed yet: rendering now would drop their route maps.
+        let listed = !matches!(from_cluster, Some(None));
+        let now = stamps(&mode);
+        if listed && (last.as_ref() != Some(&now) || std::mem::take(&mut cluster_changed)) {
+            let more = from_cluster.flatten().unwrap_or_default();
+            match render_with(&node, &mode, &more) {
+                Ok((written, found)) => {
+                    if written {
+                        info!("FRR configuration changed");
+                        let _ = changed.send(()).await;
+                    }
+                    if found != last_problems {
+                        if let Some(tx) = &problems {
+                            let _ = tx.send(found.clone()).await;
+                        }
+                        last_problems = found;
+                    }
+                }
                 Err(e) => warn!("FRR configuration not applied: {e:#}"),
             }
             last = Some(now);
         }
-        let mut results = health::check_network(&netlink, &health_config).await;
-        results.push(health::check_frr(&vtysh, mode.paths.vty_socket.as_deref()).await);
-        metrics.record(&results);
-        if let Err(e) = gate.apply(&results, &LogReadiness).await {
-            warn!("node readiness: {e}");
-        }
+        let frr = health::check_frr(&vtysh, mode.paths.vty_socket.as_deref()).await;
+        checker.round(frr, &readiness).await;
     }
     drop(changed);
     let _ = reloads.await;

@@ -26,7 +26,10 @@
 //!   AS and timers; the import guard as prefix lists (`pl_pg_<group>`:
 //!   forbidden prefixes denied with everything more specific (a default
 //!   route only itself), then the
-//!   allowed prefixes with ge/le) and route maps `rm_pg_<group>_in` (adding
+//!   allowed prefixes with ge/le), the next hop within the group's IPv4 pod
+//!   ranges (`pl_pg_<group>_nh`), the AS path the peer's AS only
+//!   (`as_pg_<group>`: `^ASN(_ASN)*$`, or one AS when the group has no
+//!   fixed AS) and route maps `rm_pg_<group>_in` (adding
 //!   the group's communities) and `rm_pg_<group>_out` (nothing goes to
 //!   pods); `maximum-prefix`.
 //!
@@ -437,6 +440,34 @@ fn group_rm(g: &PodGroup, v6: bool) -> String {
 fn group_guard(g: &PodGroup, forbidden: &[IpNet]) -> (String, String) {
     let (mut pl, mut rm) = (String::new(), String::new());
     let list = format!("pl_pg_{}", g.name);
+    // The next hop: one of the group's pod addresses (FRR cannot compare it
+    // with each dynamic neighbor's own address; IPv4 next hops only).
+    let next_hops = format!("pl_pg_{}_nh", g.name);
+    let v4_peers: Vec<&IpNet> = g.peers.iter().filter(|p| !is_v6(p)).collect();
+    let has_v4_peers = !v4_peers.is_empty();
+    let mut seq = 0;
+    for p in &v4_peers {
+        seq += 5;
+        pl.push_str(&prefix_line(
+            &next_hops,
+            seq,
+            "permit",
+            p,
+            None,
+            (p.prefix_len() < 32).then_some(32),
+        ));
+    }
+    // The AS path: the peer's AS only, prepending allowed; without a fixed
+    // AS (external, a range) exactly one AS, which FRR's enforce-first-as
+    // makes the peer's.
+    let as_path = format!("as_pg_{}", g.name);
+    let regex = match &g.peer_as {
+        RemoteAs::Number(asn) => format!("^{asn}(_{asn})*$"),
+        RemoteAs::Internal | RemoteAs::External | RemoteAs::Any | RemoteAs::Range(..) => {
+            "^[0-9]+$".to_owned()
+        }
+    };
+    let _ = writeln!(pl, "bgp as-path access-list {as_path} seq 5 permit {regex}");
     for v6 in [false, true] {
         let allowed: Vec<_> = g
             .allowed_prefixes
@@ -464,6 +495,10 @@ fn group_guard(g: &PodGroup, forbidden: &[IpNet]) -> (String, String) {
             group_rm(g, v6),
             family(v6)
         );
+        if !v6 && has_v4_peers {
+            let _ = writeln!(rm, " match ip next-hop prefix-list {next_hops}");
+        }
+        let _ = writeln!(rm, " match as-path {as_path}");
         let communities: Vec<String> = g.communities.iter().map(ToString::to_string).collect();
         if !communities.is_empty() {
             let _ = writeln!(rm, " set community {} additive", communities.join(" "));

@@ -9,7 +9,9 @@
 //!   per-PodPeering reports, pure;
 //! - [`apply`]: the new configuration into the running speaker, by diff;
 //! - [`report`]: status entries (server-side apply, one field manager per
-//!   node) and Events.
+//!   node) and Events;
+//! - [`readiness`]: the network health check's taints and Node condition;
+//! - [`vrfroute`]: VRFRouteConfigurations for FRR mode ([`run_frr`]).
 //!
 //! The loop: any change in a store (or a session changing state, or the
 //! status interval) arms a debounce timer; when it fires, the plan is made
@@ -19,8 +21,10 @@
 pub mod apply;
 pub mod crd;
 pub mod model;
+pub mod readiness;
 pub mod report;
 pub mod selector;
+pub mod vrfroute;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -105,6 +109,9 @@ pub struct Options {
     /// After a restart, how long routes of the earlier run wait for their pods.
     #[arg(long, env = "PODPEER_RECONCILE_AFTER", default_value = "10s", value_parser = duration)]
     pub reconcile_after: Duration,
+    /// The network health check (both peer sources).
+    #[command(flatten)]
+    pub health: crate::health::HealthOptions,
 }
 
 impl Options {
@@ -146,6 +153,7 @@ pub struct Source {
     stores: Stores,
     changed: Arc<Notify>,
     reporter: Reporter,
+    readiness: readiness::KubeReadiness,
 }
 
 impl Source {
@@ -163,6 +171,11 @@ impl Source {
         set(waiting, "listing the cluster's objects".into());
         info!(node = settings.node_name, "waiting for the first lists");
         stores.ready().await;
+        let readiness = readiness::KubeReadiness::new(
+            client.clone(),
+            &settings.node_name,
+            &report::field_manager(&settings.node_name),
+        );
         let mut reporter = Reporter::new(client, &settings.node_name, &stores.snapshot());
         let mut last = String::new();
         loop {
@@ -176,6 +189,7 @@ impl Source {
                         stores,
                         changed,
                         reporter,
+                        readiness,
                     };
                     return Ok((source, config));
                 }
@@ -194,7 +208,53 @@ impl Source {
 
     /// Keeps the daemon's pods, fabric neighbors and status current until a
     /// change needs a restart (an error) or the speaker stops.
-    pub async fn run(mut self, app: Arc<App>) -> anyhow::Result<()> {
+    pub async fn run(self, app: Arc<App>) -> anyhow::Result<()> {
+        let Source {
+            options,
+            settings,
+            stores,
+            changed,
+            reporter,
+            readiness,
+        } = self;
+        // The network health check tells the Node; it ends with the source.
+        let health = tokio::spawn(crate::daemon::run_health(
+            Arc::clone(&app),
+            options.health.clone(),
+            readiness,
+        ));
+        let _health = AbortOnDrop(health);
+        let mut inner = Running {
+            options,
+            settings,
+            stores,
+            changed,
+            reporter,
+        };
+        inner.run(app).await
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The source's loop state.
+struct Running {
+    options: Options,
+    settings: Settings,
+    stores: Stores,
+    changed: Arc<Notify>,
+    reporter: Reporter,
+}
+
+impl Running {
+    async fn run(&mut self, app: Arc<App>) -> anyhow::Result<()> {
         let mut applied = Applied::started(&app.config());
         let mut events = app.speaker.subscribe();
         let mut refs: BTreeMap<IpAddr, ObjectReference> = BTreeMap::new();
@@ -396,6 +456,42 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "configuration from the cluster"
     );
     crate::daemon::run_with(config, Some(Box::new(move |app| Box::pin(source.run(app))))).await
+}
+
+/// FRR mode with the Kubernetes API: FRR holds the sessions and the node's
+/// setup comes from `config` (the file, as in file mode); the
+/// VRFRouteConfigurations come from the cluster (watched: every change is
+/// rendered, checked and reloaded, debounced), and the network health check
+/// tells this Node (taints, condition). Runs until SIGTERM or SIGINT.
+pub async fn run_frr(options: Options, config: NodeConfig) -> anyhow::Result<()> {
+    let node_name = options
+        .node_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .context("--node-name (NODE_NAME) is required with --peer-source kubernetes")?;
+    let client = client(&options).await?;
+    let netlink = podpeer_host::netlink::Netlink::connect().context("netlink")?;
+    if let Err(e) = crate::provision::provision(&netlink, &config).await {
+        warn!("cannot provision: {e}");
+    }
+    let routes = vrfroute::watch_all(client.clone());
+    let (problems, found) = tokio::sync::mpsc::channel(4);
+    let events = tokio::spawn(vrfroute::report_problems(
+        client.clone(),
+        node_name.clone(),
+        found,
+    ));
+    let readiness =
+        readiness::KubeReadiness::new(client, &node_name, &report::field_manager(&node_name));
+    info!(
+        node = node_name,
+        "FRR mode with the cluster's VRFRouteConfigurations"
+    );
+    let result =
+        crate::frr::driver::run_with(Arc::new(config), Some(routes), readiness, Some(problems))
+            .await;
+    events.abort();
+    result
 }
 
 #[cfg(test)]

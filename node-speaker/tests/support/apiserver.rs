@@ -4,15 +4,17 @@
 //!
 //! What it implements, for the resources podpeer-node uses (Pods, Nodes,
 //! Namespaces, Services, ServiceCIDRs, PodPeerings, NodeBGPConfigs,
-//! events.k8s.io Events):
+//! VRFRouteConfigurations, events.k8s.io Events):
 //! - list and get, with label and field selectors and a resourceVersion;
 //! - watch from a resourceVersion (the changes after it, then live ones),
 //!   with bookmarks on request, objects leaving a selector sent as
 //!   DELETED, and `410 Gone` (an ERROR event, as the real server sends it)
 //!   for a resourceVersion older than the last compaction;
-//! - create, replace, delete, JSON merge patch, and server-side apply
-//!   (field managers, list-maps merged by key as the CRD schema declares,
-//!   fields a manager stops applying removed unless another owns them);
+//! - create, replace, delete, JSON merge patch (a resourceVersion in it a
+//!   precondition, 409 Conflict when stale, as in replace), and server-side
+//!   apply (field managers, list-maps merged by key as the CRD schema
+//!   declares and a Node's `status.conditions` by type, fields a manager
+//!   stops applying removed unless another owns them);
 //! - the status subresource (writes to the object ignore the status,
 //!   writes to `/status` change nothing else; generation follows the spec).
 //!
@@ -130,6 +132,14 @@ const KINDS: &[Kind] = &[
         status: true,
     },
     Kind {
+        group: "network.schiff.telekom.de",
+        version: "v1alpha1",
+        plural: "vrfrouteconfigurations",
+        kind: "VRFRouteConfiguration",
+        namespaced: false,
+        status: true,
+    },
+    Kind {
         group: "events.k8s.io",
         version: "v1",
         plural: "events",
@@ -232,6 +242,14 @@ impl ApiServer {
             list_maps(schema, &mut Vec::new(), &mut found);
             inner.list_maps.insert(plural, found);
         }
+        // Built-in list-maps server-side apply merges by key.
+        inner.list_maps.insert(
+            "nodes".into(),
+            vec![(
+                vec!["status".into(), "conditions".into()],
+                vec!["type".into()],
+            )],
+        );
         let (signals, _) = broadcast::channel(4096);
         let inner = Arc::new(Mutex::new(inner));
         let shared = Shared {
@@ -1007,8 +1025,9 @@ fn update(
             set_or_remove(&mut new, "status", old_status);
         }
     }
+    // A resourceVersion in a replace or a merge patch is a precondition.
     if let (Some(o), Some(rv)) = (&old, body["metadata"]["resourceVersion"].as_str())
-        && verb == "update"
+        && (verb == "update" || (verb == "patch" && !apply))
         && o["metadata"]["resourceVersion"].as_str() != Some(rv)
     {
         return error(409, "Conflict", "the object has been modified");

@@ -149,3 +149,18 @@ pub async fn pod_speaker(ip: &str, port: u16, prefixes: &[&str]) -> SpeakerHandl
     }
     s
 }
+
+/// A listener on 127.0.0.1 inside the network namespace pinned at `path`
+/// (the socket stays in that namespace whichever thread uses it).
+pub fn listener_in(path: std::path::PathBuf) -> tokio::net::TcpListener {
+    let std_listener = std::thread::spawn(move || {
+        let f = std::fs::File::open(path).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        l
+    })
+    .join()
+    .unwrap();
+    tokio::net::TcpListener::from_std(std_listener).unwrap()
+}
