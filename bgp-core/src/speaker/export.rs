@@ -51,9 +51,10 @@ impl Bits {
     pub(crate) fn insert(&mut self, i: usize) -> bool {
         let w = i / 64;
         if w >= self.words.len() {
-            // Grow by doubling, like the table's slot vector.
-            let len = (w + 1).max(self.words.len() * 2);
-            self.words.resize(len, 0);
+            // Only as long as the highest slot needs (the vector's capacity
+            // grows by doubling on its own): a search that finds nothing
+            // ends there, not at the end of spare words.
+            self.words.resize(w + 1, 0);
         }
         let bit = 1 << (i % 64);
         let new = self.words[w] & bit == 0;
