@@ -213,6 +213,14 @@ pub struct NeighborConfig {
     /// the session is over IPv6 and no `next_hop_v4` is set. On for interface
     /// (unnumbered) neighbors.
     pub extended_next_hop: bool,
+    /// A trickle of changes (fewer than 1024 prefixes queued) soon after the
+    /// last UPDATEs sent to this neighbor waits until this long after them,
+    /// so that the next changes go in the same UPDATEs: a neighbor of many
+    /// peers that come up one by one then writes to each a few larger
+    /// UPDATEs instead of one per peer. A larger backlog (a table, a bulk
+    /// change) and the first UPDATEs of a session go at once. Zero: every
+    /// change at once. Default 10 ms; a change applies from the next session.
+    pub batch_interval: Duration,
 }
 
 impl NeighborConfig {
@@ -249,6 +257,7 @@ impl NeighborConfig {
             role_strict: false,
             honor_graceful_shutdown: true,
             extended_next_hop: false,
+            batch_interval: Duration::from_millis(10),
         }
     }
 }

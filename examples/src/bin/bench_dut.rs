@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bgp_core::fsm::RemoteAs;
-use bgp_core::policy::RouteMap;
+use bgp_core::policy::{Action, Match, RouteMap, Term};
 use bgp_core::speaker::{DynamicRange, NeighborConfig, Speaker, SpeakerConfig};
 use bgp_core::wire::AfiSafi;
 use clap::Parser;
@@ -24,6 +24,14 @@ struct Args {
     /// The bench's TOML configuration.
     #[arg(long)]
     config: PathBuf,
+    /// Override the neighbors' batch interval (milliseconds; see
+    /// `NeighborConfig::batch_interval`).
+    #[arg(long)]
+    batch_interval_ms: Option<u64>,
+    /// Do not send a neighbor routes whose AS path holds its AS (sender-side
+    /// loop detection, as GoBGP does by default): it would drop them.
+    #[arg(long)]
+    sender_loop_check: bool,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +113,8 @@ fn ipv6_beside_ipv4() -> HashMap<IpAddr, Ipv6Addr> {
 
 fn neighbor(
     config: &Config,
+    batch: Option<Duration>,
+    loop_check: bool,
     address: IpAddr,
     remote_as: u32,
     local: Option<IpAddr>,
@@ -116,7 +126,16 @@ fn neighbor(
     n.source_address = local;
     n.connect_retry = Duration::from_secs(1);
     n.import = Some(RouteMap::accept_all("bench-in"));
-    n.export = Some(RouteMap::accept_all("bench-out"));
+    let mut export = RouteMap::accept_all("bench-out");
+    if loop_check {
+        export.terms.push(Term {
+            name: "sender-loop-check".into(),
+            matches: vec![Match::AsPathContains(remote_as)],
+            sets: Vec::new(),
+            action: Action::Reject,
+        });
+    }
+    n.export = Some(export);
     n.families.clear();
     if config.ipv4_unicast {
         n.families.push(AfiSafi::IPV4_UNICAST);
@@ -125,6 +144,9 @@ fn neighbor(
         n.families.push(AfiSafi::IPV6_UNICAST);
     }
     n.next_hop_v6 = local.and_then(|l| v6.get(&l).copied());
+    if let Some(batch) = batch {
+        n.batch_interval = batch;
+    }
     n
 }
 
@@ -145,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("bench-dut: install_fib is not supported yet; routes are not installed");
     }
     let v6 = ipv6_beside_ipv4();
+    let batch = args.batch_interval_ms.map(Duration::from_millis);
     let mut sc = SpeakerConfig::new(config.local_as, config.router_id);
     sc.listen = vec![SocketAddr::new(
         IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -155,6 +178,8 @@ async fn main() -> anyhow::Result<()> {
         speaker
             .add_neighbor(neighbor(
                 &config,
+                batch,
+                args.sender_loop_check,
                 n.address,
                 n.remote_as,
                 n.local_address,
@@ -166,6 +191,8 @@ async fn main() -> anyhow::Result<()> {
     for r in &config.dynamic_neighbors {
         let template = neighbor(
             &config,
+            batch,
+            args.sender_loop_check,
             r.prefix.addr(),
             r.remote_as,
             r.local_address,
