@@ -111,10 +111,15 @@ fn ipv6_beside_ipv4() -> HashMap<IpAddr, Ipv6Addr> {
     map
 }
 
+/// Settings from the command line for every neighbor.
+struct Tuning {
+    batch_interval: Option<Duration>,
+    sender_loop_check: bool,
+}
+
 fn neighbor(
     config: &Config,
-    batch: Option<Duration>,
-    loop_check: bool,
+    tuning: &Tuning,
     address: IpAddr,
     remote_as: u32,
     local: Option<IpAddr>,
@@ -127,7 +132,7 @@ fn neighbor(
     n.connect_retry = Duration::from_secs(1);
     n.import = Some(RouteMap::accept_all("bench-in"));
     let mut export = RouteMap::accept_all("bench-out");
-    if loop_check {
+    if tuning.sender_loop_check {
         export.terms.push(Term {
             name: "sender-loop-check".into(),
             matches: vec![Match::AsPathContains(remote_as)],
@@ -144,7 +149,7 @@ fn neighbor(
         n.families.push(AfiSafi::IPV6_UNICAST);
     }
     n.next_hop_v6 = local.and_then(|l| v6.get(&l).copied());
-    if let Some(batch) = batch {
+    if let Some(batch) = tuning.batch_interval {
         n.batch_interval = batch;
     }
     n
@@ -167,7 +172,10 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("bench-dut: install_fib is not supported yet; routes are not installed");
     }
     let v6 = ipv6_beside_ipv4();
-    let batch = args.batch_interval_ms.map(Duration::from_millis);
+    let tuning = Tuning {
+        batch_interval: args.batch_interval_ms.map(Duration::from_millis),
+        sender_loop_check: args.sender_loop_check,
+    };
     let mut sc = SpeakerConfig::new(config.local_as, config.router_id);
     sc.listen = vec![SocketAddr::new(
         IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -178,8 +186,7 @@ async fn main() -> anyhow::Result<()> {
         speaker
             .add_neighbor(neighbor(
                 &config,
-                batch,
-                args.sender_loop_check,
+                &tuning,
                 n.address,
                 n.remote_as,
                 n.local_address,
@@ -191,8 +198,7 @@ async fn main() -> anyhow::Result<()> {
     for r in &config.dynamic_neighbors {
         let template = neighbor(
             &config,
-            batch,
-            args.sender_loop_check,
+            &tuning,
             r.prefix.addr(),
             r.remote_as,
             r.local_address,
