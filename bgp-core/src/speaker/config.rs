@@ -219,7 +219,9 @@ pub struct NeighborConfig {
     /// peers that come up one by one then writes to each a few larger
     /// UPDATEs instead of one per peer. A larger backlog (a table, a bulk
     /// change) and the first UPDATEs of a session go at once. Zero: every
-    /// change at once. Default 10 ms; a change applies from the next session.
+    /// change at once. Default 10 ms. Taken when the neighbor is added;
+    /// `update_neighbor` changes it only along with a setting that restarts
+    /// the session.
     pub batch_interval: Duration,
 }
 
