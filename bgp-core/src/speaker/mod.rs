@@ -1611,7 +1611,9 @@ impl SpeakerTask {
             return;
         }
         let cease = Notification::max_prefixes(family, max.limit);
-        let _ = n.control.try_send(Control::Cease(cease, max.restart));
+        let _ = n
+            .control
+            .try_send(Control::Cease(Box::new((cease, max.restart))));
     }
 
     /// Sends best-path changes to subscribers and every neighbor's export.

@@ -89,7 +89,8 @@ pub(crate) enum Control {
     Stop(Option<String>),
     /// Close with this NOTIFICATION, then start again after the given time, or
     /// stay down until reconfigured when none is given (max prefixes).
-    Cease(Notification, Option<Duration>),
+    /// (Boxed: every neighbor's channel has room for 32 of the largest.)
+    Cease(Box<(Notification, Option<Duration>)>),
     /// Ask the peer to send its routes of a family again.
     AskRefresh(crate::wire::AfiSafi),
     /// New session settings (capabilities), for the next connection.
@@ -141,12 +142,13 @@ impl Conn {
 
     /// Adapts the read size to a read of `n` octets: doubles it when the read
     /// filled the room, and once everything read is consumed after a small
-    /// read, returns to a small buffer (a fresh one: a buffer keeps the size
-    /// it was first allocated with).
+    /// read, lets the buffer go (the next read takes a fresh small one: a
+    /// buffer keeps the size it was first allocated with), so that a quiet
+    /// session holds none.
     fn after_read(&mut self, n: usize) {
         if n >= self.rroom {
             self.rsize = (self.rsize * 2).min(READ_MAX);
-        } else if n < READ_MIN && self.rsize > READ_MIN && self.rbuf.is_empty() {
+        } else if n < READ_MIN && self.rbuf.is_empty() {
             self.rsize = READ_MIN;
             self.rbuf = BytesMut::new();
         }
@@ -602,6 +604,10 @@ impl NeighborTask {
         // the task again once this drain is done.
         let before = conn.wbuf.len();
         self.drain.fill(&ctx, &mut conn.wbuf, HIGH_WATER);
+        if self.drain.is_empty() {
+            // Its vectors keep their room: give it back while idle.
+            self.drain = Drain::default();
+        }
         let sent = count_messages(&conn.wbuf[before..]);
         if sent > 0 {
             self.metrics
@@ -654,7 +660,8 @@ impl NeighborTask {
                 };
                 self.execute(out, false).await;
             }
-            Control::Cease(n, restart) => {
+            Control::Cease(cease) => {
+                let (n, restart) = *cease;
                 let out = self.fsm.handle(Input::AutomaticStop(n));
                 self.execute(out, false).await;
                 match restart {
