@@ -168,7 +168,7 @@ async fn without_a_batch_interval_each_change_goes_at_once() {
     }
 }
 
-/// The read buffer starts at 1 KB: a full-size UPDATE, and a burst of them,
+/// The read buffer starts at 4 KB: a full-size UPDATE, and a burst of them,
 /// arrive whole.
 #[tokio::test]
 async fn large_updates_and_bursts_grow_the_read_buffer() {

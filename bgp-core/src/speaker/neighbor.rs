@@ -34,10 +34,10 @@ use crate::wire::{
 const HIGH_WATER: usize = 256 * 1024;
 /// Prefixes packed per group per round, so one huge group cannot starve timers.
 const CHUNK: usize = 8192;
-/// The read buffer's first and smallest size: an idle session keeps no more.
-/// It doubles while reads fill it (a table arriving), up to `READ_MAX`, and
-/// falls back once the peer is quiet again.
-const READ_MIN: usize = 1024;
+/// The read buffer's size while the peer is quiet (one message of the
+/// largest standard size). A read that fills it moves to `READ_MAX` (a table
+/// arriving); a small read that leaves nothing undecoded comes back to it.
+const READ_MIN: usize = 4096;
 /// The largest read buffer.
 const READ_MAX: usize = 64 * 1024;
 /// Fewer queued prefixes than this are a trickle, sent at most once per
@@ -140,14 +140,13 @@ impl Conn {
         self.rroom = self.rbuf.capacity() - self.rbuf.len();
     }
 
-    /// Adapts the read size to a read of `n` octets: doubles it when the read
-    /// filled the room, and once everything read is consumed after a small
-    /// read, lets the buffer go (the next read takes a fresh small one: a
-    /// buffer keeps the size it was first allocated with), so that a quiet
-    /// session holds none.
+    /// Adapts the read size to a read of `n` octets: the largest when the
+    /// read filled the room, and once everything read is consumed after a
+    /// small read, a fresh small buffer (a buffer keeps the size it was first
+    /// allocated with).
     fn after_read(&mut self, n: usize) {
         if n >= self.rroom {
-            self.rsize = (self.rsize * 2).min(READ_MAX);
+            self.rsize = READ_MAX;
         } else if n < READ_MIN && self.rbuf.is_empty() {
             self.rsize = READ_MIN;
             self.rbuf = BytesMut::new();
@@ -938,8 +937,13 @@ impl NeighborTask {
             _ => None,
         };
         async move {
-            if let Some(wait) = wait {
-                let _ = wait.await;
+            match wait {
+                Some(wait) => {
+                    let _ = wait.await;
+                }
+                // As a send that found room would: a task that reads and
+                // sends without end still lets the speaker's task run.
+                None => tokio::task::coop::consume_budget().await,
             }
         }
     }
