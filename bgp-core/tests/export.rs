@@ -283,3 +283,45 @@ async fn a_withdrawn_prefix_and_the_next_new_one_both_reach_the_neighbor() {
         "B holds exactly the two"
     );
 }
+
+/// Two pods in one AS behind a node: neither is sent the other's VIP, which
+/// it would drop as a loop, unless the node is told to send it anyway.
+#[tokio::test]
+async fn routes_are_not_sent_to_a_neighbor_whose_as_is_in_their_path() {
+    let (r, p1, p2) = (21u8, 22u8, 23u8);
+    let sr = speaker(r, 65020).await;
+    let s1 = speaker(p1, 65021).await;
+    let s2 = speaker(p2, 65021).await;
+    for (me, s) in [(p1, &s1), (p2, &s2)] {
+        sr.add_neighbor(neighbor(r, me, RemoteAs::External))
+            .await
+            .unwrap();
+        s.add_neighbor(neighbor(me, r, RemoteAs::External))
+            .await
+            .unwrap();
+    }
+    all_established(&sr, 2).await;
+    s1.announce("198.51.120.0/24".parse().unwrap(), attrs(None, vec![]))
+        .await
+        .unwrap();
+    eventually("the VIP at the node", || async {
+        route(&sr, "198.51.120.0/24").await.map(|_| ())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        sr.advertised(addr(p2)).await.unwrap().is_empty(),
+        "sent to a neighbor in the AS it came through"
+    );
+
+    // Turned off for p2: sent, and p2's own loop check drops it.
+    let mut to_p2 = neighbor(r, p2, RemoteAs::External);
+    to_p2.sender_loop_check = false;
+    sr.update_neighbor(to_p2).await.unwrap();
+    eventually("advertised to p2", || async {
+        let sent = sr.advertised(addr(p2)).await.unwrap();
+        (sent.len() == 1).then_some(())
+    })
+    .await;
+    assert!(route(&s2, "198.51.120.0/24").await.is_none());
+}

@@ -213,6 +213,22 @@ pub struct NeighborConfig {
     /// the session is over IPv6 and no `next_hop_v4` is set. On for interface
     /// (unnumbered) neighbors.
     pub extended_next_hop: bool,
+    /// A trickle of changes (fewer than 1024 prefixes queued) soon after the
+    /// last UPDATEs sent to this neighbor waits until this long after them,
+    /// so that the next changes go in the same UPDATEs: a neighbor of many
+    /// peers that come up one by one then writes to each a few larger
+    /// UPDATEs instead of one per peer. A larger backlog (a table, a bulk
+    /// change) and the first UPDATEs of a session go at once. Zero: every
+    /// change at once. Default 10 ms. Taken when the neighbor is added;
+    /// `update_neighbor` changes it only along with a setting that restarts
+    /// the session.
+    pub batch_interval: Duration,
+    /// Sender-side loop detection: an external neighbor is not sent routes
+    /// whose AS path already holds its AS, which it would drop on receipt
+    /// (RFC 4271 section 9.1.2). On by default: pods that share one AS then
+    /// do not each get every other pod's VIPs. Turn it off for a neighbor
+    /// that accepts its own AS (`allowas-in`).
+    pub sender_loop_check: bool,
 }
 
 impl NeighborConfig {
@@ -249,6 +265,8 @@ impl NeighborConfig {
             role_strict: false,
             honor_graceful_shutdown: true,
             extended_next_hop: false,
+            batch_interval: Duration::from_millis(10),
+            sender_loop_check: true,
         }
     }
 }

@@ -1629,7 +1629,9 @@ impl SpeakerTask {
             return;
         }
         let cease = Notification::max_prefixes(family, max.limit);
-        let _ = n.control.try_send(Control::Cease(cease, max.restart));
+        let _ = n
+            .control
+            .try_send(Control::Cease(Box::new((cease, max.restart))));
     }
 
     /// Sends best-path changes to subscribers and every neighbor's export.
@@ -1981,7 +1983,20 @@ impl SpeakerTask {
         {
             return out.clone();
         }
-        let result = self.export_attrs(id, prefix.into(), route, to_external, from);
+        let remote_as = session.negotiated.remote_as;
+        let looped = to_external
+            && n.config.sender_loop_check
+            && route
+                .attrs
+                .attributes
+                .as_path
+                .as_ref()
+                .is_some_and(|p| p.contains(remote_as));
+        let result = if looped {
+            None // it would drop it (sender-side loop detection)
+        } else {
+            self.export_attrs(id, prefix.into(), route, to_external, from)
+        };
         if independent && let Some(n) = self.neighbors.get_mut(&id) {
             n.export_cache = Some((P::FAMILY, Arc::clone(&route.attrs), result.clone()));
         }

@@ -34,6 +34,15 @@ use crate::wire::{
 const HIGH_WATER: usize = 256 * 1024;
 /// Prefixes packed per group per round, so one huge group cannot starve timers.
 const CHUNK: usize = 8192;
+/// The read buffer's size while the peer is quiet (one message of the
+/// largest standard size). A read that fills it moves to `READ_MAX` (a table
+/// arriving); a small read that leaves nothing undecoded comes back to it.
+const READ_MIN: usize = 4096;
+/// The largest read buffer.
+const READ_MAX: usize = 64 * 1024;
+/// Fewer queued prefixes than this are a trickle, sent at most once per
+/// `NeighborConfig::batch_interval`; more are sent at once.
+const TRICKLE: usize = 1024;
 
 /// What a neighbor task tells the speaker.
 // UPDATEs dominate and are moved once; boxing them would cost an allocation each.
@@ -80,7 +89,8 @@ pub(crate) enum Control {
     Stop(Option<String>),
     /// Close with this NOTIFICATION, then start again after the given time, or
     /// stay down until reconfigured when none is given (max prefixes).
-    Cease(Notification, Option<Duration>),
+    /// (Boxed: every neighbor's channel has room for 32 of the largest.)
+    Cease(Box<(Notification, Option<Duration>)>),
     /// Ask the peer to send its routes of a family again.
     AskRefresh(crate::wire::AfiSafi),
     /// New session settings (capabilities), for the next connection.
@@ -91,6 +101,11 @@ struct Conn {
     rd: OwnedReadHalf,
     wr: OwnedWriteHalf,
     rbuf: BytesMut,
+    /// How much room to make in `rbuf` before a read.
+    rsize: usize,
+    /// The room `rbuf` had before the last read.
+    rroom: usize,
+    /// Empty (no memory) while there is nothing to write.
     wbuf: BytesMut,
     framer: Framer,
     local: SocketAddr,
@@ -108,13 +123,41 @@ impl Conn {
         Ok(Self {
             rd,
             wr,
-            rbuf: BytesMut::with_capacity(64 * 1024),
-            wbuf: BytesMut::with_capacity(64 * 1024),
+            rbuf: BytesMut::new(),
+            rsize: READ_MIN,
+            rroom: 0,
+            wbuf: BytesMut::new(),
             framer: Framer::new(),
             local,
             remote,
             outgoing,
         })
+    }
+
+    /// Makes room in the read buffer for the next read.
+    fn room_to_read(&mut self) {
+        self.rbuf.reserve(self.rsize);
+        self.rroom = self.rbuf.capacity() - self.rbuf.len();
+    }
+
+    /// Adapts the read size to a read of `n` octets: the largest when the
+    /// read filled the room, and once everything read is consumed after a
+    /// small read, a fresh small buffer (a buffer keeps the size it was first
+    /// allocated with).
+    fn after_read(&mut self, n: usize) {
+        if n >= self.rroom {
+            self.rsize = READ_MAX;
+        } else if n < READ_MIN && self.rbuf.is_empty() {
+            self.rsize = READ_MIN;
+            self.rbuf = BytesMut::new();
+        }
+    }
+
+    /// Gives the write buffer's memory back when it is empty.
+    fn release_wbuf(&mut self) {
+        if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
+            self.wbuf = BytesMut::new();
+        }
     }
 
     /// Hands the unsent octets to a short-lived task that tries to deliver them
@@ -325,6 +368,10 @@ pub(crate) struct NeighborTask {
     /// Both OPENs of this connection set the N bit of graceful restart:
     /// final Ceases go as Hard Reset (RFC 8538).
     hard_reset: bool,
+    /// A trickle queued before this time waits for it (see `batch_interval`).
+    hold_until: Option<Instant>,
+    /// A trickle is waiting for `hold_until`.
+    held: bool,
 }
 
 enum Wake {
@@ -379,6 +426,8 @@ impl NeighborTask {
             metrics: links.metrics,
             labels: links.labels,
             hard_reset: false,
+            hold_until: None,
+            held: false,
         }
     }
 
@@ -390,7 +439,14 @@ impl NeighborTask {
         self.fsm.negotiated().map_or(Context::LEGACY, |n| n.rx)
     }
 
-    pub(crate) async fn run(mut self, start: Option<TcpStream>) {
+    /// The task's life: boxed, because an async fn's future keeps its
+    /// arguments besides its locals, so a task moved in by value would take
+    /// its room twice for the whole session.
+    pub(crate) fn run(self, start: Option<TcpStream>) -> impl Future<Output = ()> + Send {
+        Box::new(self).run_boxed(start)
+    }
+
+    async fn run_boxed(mut self: Box<Self>, start: Option<TcpStream>) {
         let first = self.fsm.handle(if self.config.passive || start.is_some() {
             Input::AutomaticStart
         } else {
@@ -412,7 +468,9 @@ impl NeighborTask {
             let wake = self.next().await;
             match wake {
                 Wake::Control(None) => break,
-                Wake::Control(Some(c)) => self.control(c).await,
+                // Rare, and deep (a new connection): boxed, so that the
+                // task's future is not sized for it.
+                Wake::Control(Some(c)) => Box::pin(self.control(c)).await,
                 Wake::Connected(Ok(stream)) => {
                     self.connecting = None;
                     self.adopt(stream, true).await;
@@ -428,7 +486,12 @@ impl NeighborTask {
                     let out = self.fsm.handle(Input::TcpFailed);
                     self.execute(out, false).await;
                 }
-                Wake::Read(Ok(_)) => self.frames().await,
+                Wake::Read(Ok(n)) => {
+                    self.frames().await;
+                    if let Some(conn) = self.conn.as_mut() {
+                        conn.after_read(n);
+                    }
+                }
                 Wake::Wrote(Ok(_)) => {}
                 Wake::Queue => self.refill(),
                 Wake::Timer(t) => {
@@ -438,6 +501,11 @@ impl NeighborTask {
                 }
             }
             self.refill();
+            if self.drain.is_empty()
+                && let Some(conn) = self.conn.as_mut()
+            {
+                conn.release_wbuf();
+            }
         }
         if let Some(conn) = self.conn.take() {
             conn.close();
@@ -453,6 +521,10 @@ impl NeighborTask {
             .min();
         let established = self.fsm.state() == State::Established;
         let drained = self.drain.is_empty();
+        let held = self.hold_until.filter(|_| self.held);
+        if let Some(conn) = self.conn.as_mut() {
+            conn.room_to_read();
+        }
         // Disjoint borrows, so that every source can be polled at once.
         let control = &mut self.control;
         let connecting = &mut self.connecting;
@@ -487,7 +559,12 @@ impl NeighborTask {
                     None => std::future::pending().await,
                 }
             }, if want_write => Wake::Wrote(r),
-            _ = outq.notify.notified(), if want_queue => Wake::Queue,
+            _ = async {
+                match held {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => outq.notify.notified().await,
+                }
+            }, if want_queue => Wake::Queue,
             _ = async {
                 match deadline {
                     Some((t, _)) => tokio::time::sleep_until(t).await,
@@ -510,16 +587,34 @@ impl NeighborTask {
             return;
         }
         if self.drain.is_empty() {
+            if let Some(until) = self.hold_until
+                && Instant::now() < until
+            {
+                // A trickle soon after the last send waits to be sent with
+                // what follows it; a backlog goes at once.
+                let p = self.outq.lock();
+                self.held = !p.is_empty() && p.v4.len() + p.v6.len() < TRICKLE;
+                if self.held || p.is_empty() {
+                    return;
+                }
+            }
             let pending = self.outq.take();
             if pending.is_empty() {
                 return;
             }
             self.drain = Drain::from_pending(pending);
+            self.held = false;
+            let interval = self.config.batch_interval;
+            self.hold_until = (!interval.is_zero()).then(|| Instant::now() + interval);
         }
         // More may be queued meanwhile: the permit `notify_one` leaves wakes
         // the task again once this drain is done.
         let before = conn.wbuf.len();
         self.drain.fill(&ctx, &mut conn.wbuf, HIGH_WATER);
+        if self.drain.is_empty() {
+            // Its vectors keep their room: give it back while idle.
+            self.drain = Drain::default();
+        }
         let sent = count_messages(&conn.wbuf[before..]);
         if sent > 0 {
             self.metrics
@@ -572,7 +667,8 @@ impl NeighborTask {
                 };
                 self.execute(out, false).await;
             }
-            Control::Cease(n, restart) => {
+            Control::Cease(cease) => {
+                let (n, restart) = *cease;
                 let out = self.fsm.handle(Input::AutomaticStop(n));
                 self.execute(out, false).await;
                 match restart {
@@ -670,27 +766,44 @@ impl NeighborTask {
                     return;
                 }
             };
-            let input = match Message::decode(&frame, &ctx) {
+            let (input, notified) = match Message::decode(&frame, &ctx) {
                 Ok(m) => {
                     self.metrics.message(&self.labels, m.kind(), false, 1);
-                    if let Message::Notification(n) = &m {
-                        self.notified(false, n).await;
-                    }
-                    Input::Message(m)
+                    let notified = match &m {
+                        Message::Notification(n) => Some(self.notified(false, n)),
+                        _ => None,
+                    };
+                    (Input::Message(m), notified)
                 }
                 Err(e) => {
                     warn!(peer = %self.config.address, "malformed message: {e}");
-                    Input::Malformed(e)
+                    (Input::Malformed(e), None)
                 }
             };
+            // Nothing of the message is kept across the awaits below: they
+            // are part of the task's future, its memory for the whole session.
+            drop(frame);
             let out = self.fsm.handle(input);
+            if let Some(notified) = notified {
+                notified.await;
+            }
             self.execute(out, false).await;
         }
     }
 
     /// Carries out the FSM's outputs. `have_stream` suppresses a connect when a
-    /// connection is being adopted in the same step.
-    async fn execute(&mut self, outputs: Vec<Output>, have_stream: bool) {
+    /// connection is being adopted in the same step. Boxed: it is deep and
+    /// awaited from many places, each of which would otherwise make room for
+    /// it in the task's future.
+    fn execute(
+        &mut self,
+        outputs: Vec<Output>,
+        have_stream: bool,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.carry_out(outputs, have_stream))
+    }
+
+    async fn carry_out(&mut self, outputs: Vec<Output>, have_stream: bool) {
         for o in outputs {
             match o {
                 Output::Connect => {
@@ -710,7 +823,7 @@ impl NeighborTask {
                         // Our connection lost; the peer's waits: take it.
                         self.conn = None;
                         let out = self.fsm.handle(Input::AutomaticStart);
-                        Box::pin(self.execute(out, true)).await;
+                        self.execute(out, true).await;
                         Box::pin(self.adopt(parked, false)).await;
                     }
                 }
@@ -781,6 +894,7 @@ impl NeighborTask {
                 Output::Down(reason) => {
                     self.outq.clear();
                     self.drain = Drain::default();
+                    (self.hold_until, self.held) = (None, false);
                     self.send(FromNeighbor::Down {
                         peer: self.id,
                         reason,
@@ -805,18 +919,41 @@ impl NeighborTask {
         }
     }
 
-    async fn notified(&mut self, sent: bool, notification: &Notification) {
+    fn notified(
+        &mut self,
+        sent: bool,
+        notification: &Notification,
+    ) -> impl Future<Output = ()> + use<> {
         self.send(FromNeighbor::Notification {
             peer: self.id,
             sent,
             notification: notification.clone(),
         })
-        .await;
     }
 
-    async fn send(&mut self, event: FromNeighbor) {
-        // The speaker going away ends everything; nothing to do about it here.
-        let _ = self.events.send(event).await;
+    /// Sends at once when there is room; the future returned waits for room
+    /// otherwise. The event is never part of the future: waiting is rare and
+    /// boxed, so that the task's future (its memory for the whole session) is
+    /// not sized to hold an event at each of the places that send one.
+    fn send(&mut self, event: FromNeighbor) -> impl Future<Output = ()> + use<> {
+        let wait = match self.events.try_send(event) {
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                let events = self.events.clone();
+                Some(Box::pin(async move { events.send(event).await }))
+            }
+            // Sent, or the speaker is gone, which ends everything anyway.
+            _ => None,
+        };
+        async move {
+            match wait {
+                Some(wait) => {
+                    let _ = wait.await;
+                }
+                // As a send that found room would: a task that reads and
+                // sends without end still lets the speaker's task run.
+                None => tokio::task::coop::consume_budget().await,
+            }
+        }
     }
 }
 

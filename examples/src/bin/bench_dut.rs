@@ -27,6 +27,14 @@ struct Args {
     /// The bench's TOML configuration.
     #[arg(long)]
     config: PathBuf,
+    /// Override the neighbors' batch interval (milliseconds; see
+    /// `NeighborConfig::batch_interval`).
+    #[arg(long)]
+    batch_interval_ms: Option<u64>,
+    /// Send neighbors routes whose AS path holds their AS too (turns off
+    /// bgp-core's sender-side loop detection, `NeighborConfig::sender_loop_check`).
+    #[arg(long)]
+    no_sender_loop_check: bool,
 }
 
 #[derive(Deserialize)]
@@ -106,8 +114,15 @@ fn ipv6_beside_ipv4() -> HashMap<IpAddr, Ipv6Addr> {
     map
 }
 
+/// Settings from the command line for every neighbor.
+struct Tuning {
+    batch_interval: Option<Duration>,
+    sender_loop_check: bool,
+}
+
 fn neighbor(
     config: &Config,
+    tuning: &Tuning,
     address: IpAddr,
     remote_as: u32,
     local: Option<IpAddr>,
@@ -120,6 +135,7 @@ fn neighbor(
     n.connect_retry = Duration::from_secs(1);
     n.import = Some(RouteMap::accept_all("bench-in"));
     n.export = Some(RouteMap::accept_all("bench-out"));
+    n.sender_loop_check = tuning.sender_loop_check;
     n.families.clear();
     if config.ipv4_unicast {
         n.families.push(AfiSafi::IPV4_UNICAST);
@@ -128,6 +144,9 @@ fn neighbor(
         n.families.push(AfiSafi::IPV6_UNICAST);
     }
     n.next_hop_v6 = local.and_then(|l| v6.get(&l).copied());
+    if let Some(batch) = tuning.batch_interval {
+        n.batch_interval = batch;
+    }
     n
 }
 
@@ -145,6 +164,10 @@ async fn main() -> anyhow::Result<()> {
     let config: Config =
         toml::from_str(&text).with_context(|| format!("parsing {}", args.config.display()))?;
     let v6 = ipv6_beside_ipv4();
+    let tuning = Tuning {
+        batch_interval: args.batch_interval_ms.map(Duration::from_millis),
+        sender_loop_check: !args.no_sender_loop_check,
+    };
     let mut sc = SpeakerConfig::new(config.local_as, config.router_id);
     sc.listen = vec![SocketAddr::new(
         IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -158,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
         speaker
             .add_neighbor(neighbor(
                 &config,
+                &tuning,
                 n.address,
                 n.remote_as,
                 n.local_address,
@@ -169,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
     for r in &config.dynamic_neighbors {
         let template = neighbor(
             &config,
+            &tuning,
             r.prefix.addr(),
             r.remote_as,
             r.local_address,
