@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p bgp-core --bench rib`; one criterion element is one prefix.
 
+// A failed expectation in a bench setup is a panic by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
