@@ -2,44 +2,9 @@
 //! podpeer-host's device operations against the real kernel, each test in a
 //! private network namespace of its own; nothing touches the root namespace.
 
-use std::future::Future;
-use std::process::Command;
-
+use interop_tests::private::{in_private_netns, ip};
 use podpeer_host::netlink::{LinkChange, LinkSpec, Netlink, Vxlan};
 use serde_json::Value;
-
-/// Runs `test` on a thread moved into a new network namespace (gone with
-/// the thread, also on panic).
-fn in_netns<F, Fut>(test: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let thread = std::thread::spawn(move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(test());
-    });
-    if let Err(panic) = thread.join() {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-fn ip(args: &str) -> String {
-    let output = Command::new("ip")
-        .args(args.split_whitespace())
-        .output()
-        .expect("run ip");
-    assert!(
-        output.status.success(),
-        "ip {args}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 /// `ip -d -j link show dev NAME`.
 fn link_json(name: &str) -> Value {
@@ -50,7 +15,7 @@ fn link_json(name: &str) -> Value {
 
 #[test]
 fn vxlan_in_bridge_with_mtu_is_marked_and_seen_by_ip() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         let netlink = Netlink::connect().unwrap();
         let bridge = netlink
             .create_link("br.vips", &LinkSpec::Bridge, Some(1450))
@@ -121,7 +86,7 @@ fn vxlan_in_bridge_with_mtu_is_marked_and_seen_by_ip() {
 
 #[test]
 fn veth_pair_both_ends_marked_and_deleted_together() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         let netlink = Netlink::connect().unwrap();
         let spec = LinkSpec::Veth {
             peer: "def_vips".into(),
@@ -144,7 +109,7 @@ fn veth_pair_both_ends_marked_and_deleted_together() {
 
 #[test]
 fn foreign_devices_are_never_deleted() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         ip("link add br.foreign type bridge");
         ip("link add vx.300 type vxlan id 300 dstport 4789");
         let netlink = Netlink::connect().unwrap();
@@ -167,7 +132,7 @@ fn foreign_devices_are_never_deleted() {
 
 #[test]
 fn vrf_creation_reports_unsupported_kernel_clearly() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         let netlink = Netlink::connect().unwrap();
         if netlink.has_vrf().await {
             let index = netlink

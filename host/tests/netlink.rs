@@ -3,61 +3,14 @@
 //! network namespace of its own (see [`in_netns`]); nothing touches the root
 //! namespace.
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::process::Command;
 
+use interop_tests::private::{in_private_netns, ip, ip_json};
 use ipnet::IpNet;
 use podpeer_host::netlink::{
     Netlink, NetlinkError, NextHop, Pipeline, RTPROT_PODPEER, Route, Rule,
 };
 use serde_json::Value;
-
-/// Runs `test` on a fresh thread moved into a new, private network
-/// namespace, on a current-thread tokio runtime. `ip` commands the test runs
-/// inherit the thread's namespace. The namespace goes away with the thread,
-/// also when the test panics (the panic is passed on).
-fn in_netns<F, Fut>(test: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let thread = std::thread::spawn(move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-        ip("link set lo up");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(test());
-    });
-    if let Err(panic) = thread.join() {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-/// Runs `ip ARGS` (split on spaces), asserts it succeeded, returns stdout.
-fn ip(args: &str) -> String {
-    let output = Command::new("ip")
-        .args(args.split_whitespace())
-        .output()
-        .expect("run ip");
-    assert!(
-        output.status.success(),
-        "ip {args}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// `ip -j ARGS` parsed.
-fn ip_json(args: &str) -> Vec<Value> {
-    let text = ip(&format!("-j {args}"));
-    if text.trim().is_empty() {
-        return Vec::new();
-    }
-    serde_json::from_str(&text).unwrap()
-}
 
 /// veth0 (192.0.2.1/24, 2001:db8::1/64) paired with veth1, both up.
 /// Returns veth0's index.
@@ -121,7 +74,7 @@ fn gateways(route: &Value) -> Vec<String> {
 
 #[test]
 fn default_gateways_v4_then_v6_by_metric_with_link_local() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         let idx = veth();
         ip("route add default via 192.0.2.254 dev veth0 metric 100");
         ip("route add default via 192.0.2.253 dev veth0 metric 50");
@@ -147,7 +100,7 @@ fn default_gateways_v4_then_v6_by_metric_with_link_local() {
 
 #[test]
 fn default_gateways_multipath_and_none() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         let nl = Netlink::connect().unwrap();
         assert!(nl.default_gateways().await.unwrap().is_empty());
         let idx = veth();
@@ -168,7 +121,7 @@ fn default_gateways_multipath_and_none() {
 
 #[test]
 fn addresses_on_lo_are_idempotent() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         let nl = Netlink::connect().unwrap();
         let lo = nl.link_index("lo").await.unwrap();
         assert_eq!(nl.link_name(lo).await.unwrap(), "lo");
@@ -222,7 +175,7 @@ fn addresses_on_lo_are_idempotent() {
 
 #[test]
 fn replace_single_and_ecmp_then_shrink() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         let idx = veth();
         let nl = Netlink::connect().unwrap();
         let single = route(100, "198.51.100.10/32", &[hop("192.0.2.2", Some(idx))]);
@@ -280,7 +233,7 @@ fn replace_single_and_ecmp_then_shrink() {
 
 #[test]
 fn delete_removes_exactly_ours() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         let idx = veth();
         let nl = Netlink::connect().unwrap();
         // Someone else's routes in the same table: another prefix, and the
@@ -328,7 +281,7 @@ fn delete_removes_exactly_ours() {
 
 #[test]
 fn ipv6_ecmp_link_local_and_big_table() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         let idx = veth();
         let nl = Netlink::connect().unwrap();
         let ecmp = route(
@@ -378,7 +331,7 @@ fn ipv6_ecmp_link_local_and_big_table() {
 
 #[test]
 fn ipv4_route_via_ipv6_gateway() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         let idx = veth();
         let nl = Netlink::connect().unwrap();
         let via = route(100, "198.51.100.50/32", &[hop("2001:db8::2", Some(idx))]);
@@ -402,7 +355,7 @@ fn ipv4_route_via_ipv6_gateway() {
 
 #[test]
 fn errors_name_the_route_and_keep_their_place() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         let idx = veth();
         let mut nl = Netlink::connect().unwrap();
         let good = |i: u32| {
@@ -474,7 +427,7 @@ fn errors_name_the_route_and_keep_their_place() {
 
 #[test]
 fn rules_are_ensured_once_and_removed() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         veth();
         let nl = Netlink::connect().unwrap();
         let iif = Rule {
@@ -562,7 +515,7 @@ fn rules_are_ensured_once_and_removed() {
 
 #[test]
 fn no_vrf_on_this_kernel_and_no_side_effects() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         veth();
         let nl = Netlink::connect().unwrap();
         let before = ip("-o link show");
@@ -582,12 +535,12 @@ fn no_vrf_on_this_kernel_and_no_side_effects() {
 
 #[test]
 fn connect_binds_to_the_calling_threads_namespace() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         ip("link add veth7 type veth peer name veth8");
         let nl = Netlink::connect().unwrap();
         assert!(nl.link_index("veth7").await.is_ok());
     });
-    in_netns(|| async {
+    in_private_netns(|| async {
         let nl = Netlink::connect().unwrap();
         assert!(matches!(
             nl.link_index("veth7").await,
@@ -598,7 +551,7 @@ fn connect_binds_to_the_calling_threads_namespace() {
 
 #[test]
 fn batches_are_capped_so_no_answer_is_lost() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         veth();
         let mut nl = Netlink::connect().unwrap();
         // The default, unless the receive buffer is small.

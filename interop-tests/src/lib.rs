@@ -9,7 +9,9 @@
 //!   configuration written into a temporary directory, with query helpers, and
 //!   stopped when the guard drops;
 //! - [`NsSpeaker`]: a bgp-core speaker running in-process on a thread that
-//!   joined a namespace, driven through its [`SpeakerHandle`](bgp_core::speaker::SpeakerHandle).
+//!   joined a namespace, driven through its [`SpeakerHandle`](bgp_core::speaker::SpeakerHandle);
+//! - [`private::in_private_netns`]: a test body in an anonymous namespace of
+//!   its own, for kernel-state tests, with `ip` helpers.
 //!
 //! Nothing is ever configured in the root namespace: every address, route and
 //! socket lives in a namespace a guard removes, on success, failure or panic.
@@ -25,6 +27,7 @@ pub mod gobgp;
 pub mod netns;
 pub mod ours;
 pub mod podlab;
+pub mod private;
 mod process;
 pub mod speaker;
 

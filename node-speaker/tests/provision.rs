@@ -2,57 +2,17 @@
 //! Provisioning against the real kernel, each test in a private network
 //! namespace (this kernel has no VRF devices: tables are reached by rules).
 
-use std::future::Future;
 use std::path::Path;
-use std::process::Command;
 
+use interop_tests::private::{in_private_netns, ip, ip_json};
 use podpeer_host::netlink::Netlink;
 use podpeer_node::config::NodeConfig;
 use podpeer_node::provision::{self, Desired, OperatorConfig};
 use serde_json::Value;
 
-fn in_netns<F, Fut>(test: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let thread = std::thread::spawn(move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(test());
-    });
-    if let Err(panic) = thread.join() {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-fn ip(args: &str) -> String {
-    let output = Command::new("ip")
-        .args(args.split_whitespace())
-        .output()
-        .expect("run ip");
-    assert!(
-        output.status.success(),
-        "ip {args}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn json(args: &str) -> Vec<Value> {
-    let text = ip(&format!("-j {args}"));
-    if text.trim().is_empty() {
-        return Vec::new();
-    }
-    serde_json::from_str(&text).unwrap()
-}
-
 /// Name -> `ip -d -j link` entry.
 fn links() -> Vec<(String, Value)> {
-    json("-d link show")
+    ip_json("-d link show")
         .into_iter()
         .map(|l| (l["ifname"].as_str().unwrap().to_owned(), l))
         .collect()
@@ -66,7 +26,7 @@ fn link(name: &str) -> Option<Value> {
 fn rules() -> Vec<(String, String, bool)> {
     let mut out = Vec::new();
     for (flag, v6) in [("-4", false), ("-6", true)] {
-        for r in json(&format!("{flag} rule show")) {
+        for r in ip_json(&format!("{flag} rule show")) {
             if r["priority"] == 1000 {
                 out.push((
                     r["iif"].as_str().unwrap_or("").to_owned(),
@@ -93,7 +53,7 @@ const FULL: &str = "vnimap: {vips: 200, other: 201, mgmt: 300}\nskipVRFConfig: [
 
 #[test]
 fn vxlan_bridge_veth_and_rules_created_rerun_changes_nothing_removal_only_ours() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         // Someone else's devices and rule, which must survive everything.
         ip("link add br.foreign type bridge");
         ip("link add vx.300 type vxlan id 300 dstport 4789");
@@ -179,7 +139,7 @@ fn vxlan_bridge_veth_and_rules_created_rerun_changes_nothing_removal_only_ours()
 
 #[test]
 fn a_foreign_device_in_the_way_is_reported_and_left_alone() {
-    in_netns(|| async {
+    in_private_netns(|| async {
         ip("link add br.vips type bridge");
         ip("link set br.vips mtu 1300");
         let netlink = Netlink::connect().unwrap();
