@@ -344,8 +344,10 @@ async fn long_lived_stale_after_frr_is_gone() {
             .contains(&Community::LLGR_STALE)
     };
 
-    frr.kill_bgpd().unwrap();
+    // Taken before the kill: the session can drop (and the restart timer
+    // start) while `kill_bgpd` still waits for the process to be reaped.
     let killed = Instant::now();
+    frr.kill_bgpd().unwrap();
     wait_state(&us, &lab, false).await;
     let e = ours::route(&us, a).await.expect("kept");
     assert!(
@@ -356,10 +358,12 @@ async fn long_lived_stale_after_frr_is_gone() {
         ours::route(&us, a).await.is_some_and(|e| llgr_stale(&e))
     })
     .await;
-    assert!(killed.elapsed() >= Duration::from_secs(2));
+    let t = killed.elapsed();
+    assert!(t >= Duration::from_secs(2), "long-lived stale after {t:?}");
     assert_eq!(stale_count(&us, &lab).await, 1);
     ours::wait_no_route(&us, a).await;
-    assert!(killed.elapsed() >= Duration::from_secs(7));
+    let t = killed.elapsed();
+    assert!(t >= Duration::from_secs(7), "gone after {t:?}");
     assert_eq!(stale_count(&us, &lab).await, 0);
 }
 
