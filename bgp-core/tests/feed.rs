@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::task::Poll;
 use std::time::Duration;
 
 use bgp_core::speaker::{RouteFeed, Speaker, SpeakerConfig, SpeakerHandle};
@@ -119,4 +120,41 @@ async fn a_slow_feed_loses_nothing_and_sees_only_the_latest_state() {
 
     s.shutdown(None).await.unwrap();
     assert!(feed.next(10).await.is_none(), "the speaker stopped");
+}
+
+/// `next` dropped after the RIB task took a batch for it (a `select!` that
+/// went another way): the next call returns that batch, nothing is lost.
+#[tokio::test]
+async fn a_cancelled_take_keeps_its_batch() {
+    let s = speaker().await;
+    for i in 0..100 {
+        s.announce(prefix(i), attrs(1)).await.unwrap();
+    }
+    let mut feed = s.route_feed().await.unwrap();
+    let mut fib = HashMap::new();
+    let mut cancelled = 0;
+    // Enough rounds for 100 routes in batches of 7, twice over.
+    for _ in 0..60 {
+        // Polled once, then dropped: the take is sent, the reply is not
+        // there yet.
+        let once = {
+            let mut next = std::pin::pin!(feed.next(7));
+            std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await
+        };
+        match once {
+            Poll::Ready(batch) => {
+                for (p, paths) in batch.unwrap() {
+                    fib.insert(p, paths.len());
+                }
+            }
+            Poll::Pending => cancelled += 1,
+        }
+        // Let the RIB task answer the abandoned take.
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(fib.len(), 100, "routes lost with cancelled takes");
+    assert!(cancelled >= 100 / 7, "{cancelled} takes cancelled");
+    assert!(fib.values().all(|n| *n == 1));
+    let quiet = tokio::time::timeout(Duration::from_millis(100), feed.next(7)).await;
+    assert!(quiet.is_err(), "a batch with nothing changed");
 }

@@ -42,21 +42,40 @@ pub struct RouteFeed {
     id: u64,
     notify: Arc<Notify>,
     handle: SpeakerHandle,
+    /// A take the RIB task was asked for and has not been read yet: kept
+    /// across a cancelled [`RouteFeed::next`], so its batch is not lost.
+    taking: Option<oneshot::Receiver<Vec<FeedEntry>>>,
 }
 
 impl RouteFeed {
     pub(crate) fn new(id: u64, notify: Arc<Notify>, handle: SpeakerHandle) -> Self {
-        Self { id, notify, handle }
+        Self {
+            id,
+            notify,
+            handle,
+            taking: None,
+        }
     }
 
     /// Waits for changes and returns at most `max` of them (withdrawals
     /// first); `None` once the speaker has stopped.
+    ///
+    /// Cancel safe: when the future is dropped (a `select!` took another
+    /// branch), a batch already taken from the RIB is kept and returned by
+    /// the next call, so it can sit in a `select!` loop.
     pub async fn next(&mut self, max: usize) -> Option<Vec<FeedEntry>> {
         loop {
-            let (tx, rx) = oneshot::channel();
-            let cmd = Command::FeedTake(self.id, max.max(1), tx);
-            self.handle.commands.send(cmd).await.ok()?;
-            let batch = rx.await.ok()?;
+            if self.taking.is_none() {
+                let (tx, rx) = oneshot::channel();
+                let cmd = Command::FeedTake(self.id, max.max(1), tx);
+                // Cancelled while sending: nothing was sent, nothing taken.
+                self.handle.commands.send(cmd).await.ok()?;
+                self.taking = Some(rx);
+            }
+            let rx = self.taking.as_mut()?;
+            let batch = rx.await;
+            self.taking = None;
+            let batch = batch.ok()?;
             if !batch.is_empty() {
                 return Some(batch);
             }
