@@ -25,7 +25,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use bgp_core::fsm::State;
 use bgp_core::rib::BestPathConfig;
-use bgp_core::speaker::{Event, GracefulRestartConfig, Speaker, SpeakerConfig, SpeakerHandle};
+use bgp_core::speaker::{
+    Event, GracefulRestartConfig, RouteFeed, Speaker, SpeakerConfig, SpeakerHandle,
+};
 use podpeer_host::netlink::{Netlink, Route, Rule};
 use prometheus_client::registry::Registry;
 use tokio::sync::{broadcast, watch};
@@ -424,9 +426,14 @@ pub async fn run_with(config: NodeConfig, source: Option<PeerSource>) -> anyhow:
     reconcile(&app, &netlink, earlier).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let feed = speaker
+        .route_feed()
+        .await
+        .context("the speaker's route feed")?;
     let fib_task = tokio::spawn(fib_loop(
         Arc::clone(&app),
         Arc::clone(&netlink),
+        feed,
         events,
         stop_rx,
     ));
@@ -677,11 +684,13 @@ impl Writer {
     }
 }
 
-/// Follows the speaker's events: routes into the FIB (batched kernel writes),
-/// rejections into the record, the log and the metrics.
+/// Follows the speaker: best-path changes from its route feed into the FIB
+/// (batched kernel writes); rejections and session changes from its events
+/// into the record, the log and the metrics.
 async fn fib_loop(
     app: Arc<App>,
     netlink: Arc<Netlink>,
+    mut feed: RouteFeed,
     mut events: broadcast::Receiver<Event>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -697,31 +706,29 @@ async fn fib_loop(
         tokio::select! {
             biased;
             _ = stop.changed() => break,
-            ev = events.recv() => {
-                let mut ev = Some(ev);
-                let mut n = 0;
-                // Take what is queued, up to a batch, without going round.
-                while let Some(e) = ev.take() {
-                    match e {
-                        Ok(e) => handle_event(&app, e),
-                        Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            warn!(missed, "missed route events: reading the whole RIB again");
-                            resync(&app).await;
-                        }
-                        Err(broadcast::error::RecvError::Closed) => {
-                            info!("the speaker stopped");
-                            return;
-                        }
-                    }
-                    n += 1;
-                    if n < BATCH_MAX {
-                        match events.try_recv() {
-                            Ok(e) => ev = Some(Ok(e)),
-                            Err(broadcast::error::TryRecvError::Lagged(m)) => {
-                                ev = Some(Err(broadcast::error::RecvError::Lagged(m)));
-                            }
-                            Err(_) => {}
-                        }
+            ev = events.recv() => match ev {
+                Ok(e) => handle_event(&app, e),
+                // Routes come from the feed, which loses nothing; what was
+                // missed here are log lines and rejection records.
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    warn!(missed, "missed speaker events: some rejections and session changes are not recorded");
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    info!("the speaker stopped");
+                    return;
+                }
+            },
+            // Cancel safe: a batch taken for a dropped call comes next time.
+            batch = feed.next(BATCH_MAX) => {
+                let Some(batch) = batch else {
+                    info!("the speaker stopped");
+                    return;
+                };
+                {
+                    let config = app.config();
+                    let mut fib = app.fib();
+                    for (prefix, paths) in batch {
+                        fib.route(&*config, prefix, &paths);
                     }
                 }
                 let pending = app.fib().changed();
@@ -781,9 +788,8 @@ pub async fn resync(app: &App) {
 
 fn handle_event(app: &App, e: Event) {
     match e {
-        Event::Route { prefix, paths } => {
-            app.fib().route(&*app.config(), prefix, &paths);
-        }
+        // The FIB follows the route feed instead.
+        Event::Route { .. } => {}
         Event::Rejected {
             neighbor,
             prefix,
