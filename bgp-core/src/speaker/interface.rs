@@ -4,6 +4,8 @@
 //!
 //! A peer that goes away (moved to another address, or silent) loses its
 //! neighbor at once when its session is down, else when the session ends.
+//! When the interface goes down every learned neighbor goes at once, its
+//! session with it (fast external failover).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -144,6 +146,17 @@ impl SpeakerTask {
                     iface.learned.remove(&address);
                     info!(interface = %name, peer = %address, "peer gone: removing its neighbor");
                     self.drop_learned(id, Some("peer gone".into()));
+                }
+            }
+            PeerChange::LinkDown => {
+                let Some(iface) = self.interfaces.get_mut(name) else {
+                    return;
+                };
+                iface.gone.clear();
+                let learned = std::mem::take(&mut iface.learned);
+                for (address, id) in learned {
+                    info!(interface = %name, peer = %address, "interface down: ending the session");
+                    self.drop_learned(id, Some("interface down".into()));
                 }
             }
         }

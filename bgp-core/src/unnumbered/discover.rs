@@ -1,6 +1,6 @@
 //! The discovery task of one interface: sends our Router Advertisements,
-//! listens for the peers', reads the neighbor table, and reports every change
-//! of the set of peers for as long as it runs.
+//! listens for the peers', reads the neighbor table, follows the link's state,
+//! and reports every change of the set of peers for as long as it runs.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::Discovery;
-use super::io::{RaSocket, if_index, routers};
+use super::io::{LinkEvents, RaSocket, if_index, routers};
 use super::learn::{Learner, PeerChange, Sighting, Source};
 use super::ra::RouterAdvertisement;
 
@@ -35,6 +35,14 @@ pub async fn discover(
     let mut last_sent: Option<Instant> = None;
     let mut next_ra = Instant::now();
     let mut next_poll = Instant::now();
+    let mut links = if config.fast_failover {
+        LinkEvents::open()
+            .inspect_err(|e| warn!(%interface, "no link events, no fast failover: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    let mut link_up = true;
     let ours = RouterAdvertisement {
         hop_limit: 0,
         lifetime: config.lifetime,
@@ -50,6 +58,9 @@ pub async fn discover(
                     socket = Some(s);
                     next_ra = Instant::now();
                     sent = 0;
+                    // A new interface, or the old one back: the events say
+                    // when it is down.
+                    link_up = true;
                 }
                 Err(e) => debug!(%interface, "cannot open the discovery socket yet: {e}"),
             }
@@ -93,6 +104,36 @@ pub async fn discover(
                     // The interface went away (or was re-created): reopen.
                     debug!(%interface, "discovery socket failed: {e}");
                     socket = None;
+                }
+            },
+            up = async {
+                match &mut links {
+                    Some(l) if ifindex != 0 => l.next(ifindex).await,
+                    _ => std::future::pending().await,
+                }
+            } => match up {
+                Some(false) if link_up => {
+                    // Fast external failover: the peers cannot be reached
+                    // now, so their sessions end at once rather than when
+                    // the hold timer runs out; they are learned afresh
+                    // when the link is back.
+                    link_up = false;
+                    info!(%interface, "link down: ending the sessions on it");
+                    learner = Learner::new(config.expire_after);
+                    if changes.send(PeerChange::LinkDown).await.is_err() {
+                        return;
+                    }
+                }
+                Some(true) if !link_up => {
+                    link_up = true;
+                    info!(%interface, "link up: advertising ourselves");
+                    next_ra = Instant::now();
+                    sent = 0;
+                }
+                Some(_) => {}
+                None => {
+                    warn!(%interface, "link events ended: no fast failover from now on");
+                    links = None;
                 }
             },
             _ = tokio::time::sleep_until(next_poll) => {

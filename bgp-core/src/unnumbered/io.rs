@@ -1,12 +1,16 @@
 //! What discovery needs from the kernel: interface indexes, a raw ICMPv6
-//! socket on one interface for Router Advertisements, and the neighbor table.
-//! Everything is opened on the calling thread, so in its network namespace.
+//! socket on one interface for Router Advertisements, the neighbor table and
+//! the link's state. Everything is opened on the calling thread, so in its
+//! network namespace.
 
 use std::io::{self, IoSliceMut};
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
-use futures::TryStreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::{StreamExt, TryStreamExt};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::{LinkFlags, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourState,
 };
@@ -156,4 +160,85 @@ pub(crate) async fn routers(ifindex: u32) -> io::Result<Vec<Router>> {
     .await;
     conn.abort();
     result
+}
+
+/// The kernel's link events (`RTNLGRP_LINK`): whether an interface can carry
+/// traffic, as it changes.
+pub(crate) struct LinkEvents {
+    events: UnboundedReceiver<(
+        rtnetlink::packet_core::NetlinkMessage<RouteNetlinkMessage>,
+        rtnetlink::sys::SocketAddr,
+    )>,
+    conn: tokio::task::JoinHandle<()>,
+}
+
+impl LinkEvents {
+    pub(crate) fn open() -> io::Result<Self> {
+        let (conn, _, events) =
+            rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])?;
+        Ok(Self {
+            events,
+            conn: tokio::spawn(conn),
+        })
+    }
+
+    /// The next news about interface `ifindex`: `Some(true)` when it is up
+    /// and running, `Some(false)` when it is down, has no carrier or was
+    /// deleted; `None` when the events ended (the socket failed).
+    pub(crate) async fn next(&mut self, ifindex: u32) -> Option<bool> {
+        loop {
+            let (message, _) = self.events.next().await?;
+            if let rtnetlink::packet_core::NetlinkPayload::InnerMessage(m) = message.payload
+                && let Some(up) = link_running(&m, ifindex)
+            {
+                return Some(up);
+            }
+        }
+    }
+}
+
+impl Drop for LinkEvents {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+/// What a link message says about interface `ifindex`; `None` when it is
+/// about another one or no link at all.
+pub(crate) fn link_running(m: &RouteNetlinkMessage, ifindex: u32) -> Option<bool> {
+    let running = |l: &LinkMessage| {
+        l.header.flags.contains(LinkFlags::Up) && l.header.flags.contains(LinkFlags::Running)
+    };
+    match m {
+        RouteNetlinkMessage::NewLink(l) if l.header.index == ifindex => Some(running(l)),
+        RouteNetlinkMessage::DelLink(l) if l.header.index == ifindex => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(index: u32, flags: LinkFlags) -> LinkMessage {
+        let mut l = LinkMessage::default();
+        l.header.index = index;
+        l.header.flags = flags;
+        l
+    }
+
+    #[test]
+    fn link_state_from_link_messages() {
+        let up = LinkFlags::Up | LinkFlags::Running | LinkFlags::LowerUp;
+        let new = |i, f| RouteNetlinkMessage::NewLink(link(i, f));
+        assert_eq!(link_running(&new(7, up), 7), Some(true));
+        assert_eq!(link_running(&new(8, up), 7), None, "another interface");
+        // Administratively down, and up without carrier (the veth peer down).
+        assert_eq!(link_running(&new(7, LinkFlags::empty()), 7), Some(false));
+        assert_eq!(link_running(&new(7, LinkFlags::Up), 7), Some(false));
+        let del = RouteNetlinkMessage::DelLink(link(7, up));
+        assert_eq!(link_running(&del, 7), Some(false), "deleted");
+        let addr = RouteNetlinkMessage::NewAddress(Default::default());
+        assert_eq!(link_running(&addr, 7), None);
+    }
 }

@@ -40,6 +40,11 @@ pub enum PeerChange {
     Up(Ipv6Addr),
     /// The peer at this address is gone (moved to another address, or silent).
     Down(Ipv6Addr),
+    /// The interface went down or lost its carrier: every peer on it is
+    /// forgotten and their sessions end at once ([`Discovery::fast_failover`]).
+    ///
+    /// [`Discovery::fast_failover`]: super::Discovery::fast_failover
+    LinkDown,
 }
 
 #[derive(Debug, Clone)]

@@ -53,11 +53,15 @@ pub struct Discovery {
     /// Forget a peer not seen for this long. Its session, if up, stays up
     /// until it ends by itself.
     pub expire_after: Duration,
+    /// End the sessions on the interface as soon as it goes down or loses its
+    /// carrier, as FRR's `bgp fast-external-failover` (on by default) does
+    /// for directly connected peers, instead of waiting for the hold timer.
+    pub fast_failover: bool,
 }
 
 impl Default for Discovery {
     /// Advertisements every 10 s with lifetime 0, the neighbor table read every
-    /// 2 s, peers forgotten after 30 s of silence.
+    /// 2 s, peers forgotten after 30 s of silence, fast failover on.
     fn default() -> Self {
         Self {
             advertise: true,
@@ -65,6 +69,7 @@ impl Default for Discovery {
             lifetime: 0,
             neighbor_table: Some(Duration::from_secs(2)),
             expire_after: Duration::from_secs(30),
+            fast_failover: true,
         }
     }
 }
