@@ -412,8 +412,10 @@ impl Netlink {
         Ok(addresses)
     }
 
-    /// Adds `address` to interface `ifname` (no error when it is already there).
-    pub async fn add_address(&self, ifname: &str, address: IpNet) -> Result<(), NetlinkError> {
+    /// Adds `address` to interface `ifname`: `true` when it was added, `false`
+    /// when it was there already (not an error; the caller did not add it, so
+    /// should not remove it either).
+    pub async fn add_address(&self, ifname: &str, address: IpNet) -> Result<bool, NetlinkError> {
         let index = self.link_index(ifname).await?;
         let message = address_message(index, address);
         match self
@@ -423,8 +425,8 @@ impl Netlink {
             )
             .await
         {
-            Ok(_) => Ok(()),
-            Err(Failure::Errno(EEXIST)) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(Failure::Errno(EEXIST)) => Ok(false),
             Err(f) => Err(f.named(format!("add address {address} to {ifname}"))),
         }
     }

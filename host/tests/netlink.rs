@@ -136,9 +136,10 @@ fn addresses_on_lo_are_idempotent() {
                 .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
                 .collect::<Vec<_>>()
         };
-        for _ in 0..2 {
-            nl.add_address("lo", v4).await.unwrap();
-            nl.add_address("lo", v6).await.unwrap();
+        // Added, then there already.
+        for added in [true, false] {
+            assert_eq!(nl.add_address("lo", v4).await.unwrap(), added);
+            assert_eq!(nl.add_address("lo", v6).await.unwrap(), added);
         }
         let shown = on_lo();
         assert_eq!(shown.iter().filter(|a| *a == "198.51.100.10/32").count(), 1);

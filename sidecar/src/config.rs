@@ -318,7 +318,8 @@ pub struct Config {
     pub hold_time: Duration,
     /// The interface the VIPs are added to when `add_vips` is set.
     pub vip_interface: String,
-    /// Add the VIPs to `vip_interface` on start, remove them on exit.
+    /// Add the VIPs to `vip_interface` on start, remove on exit those it
+    /// added (an address that was there already stays).
     pub add_vips: bool,
     /// Time between marking (or withdrawing) the VIPs and closing the
     /// session on SIGTERM.

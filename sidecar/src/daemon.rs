@@ -610,7 +610,7 @@ async fn add_vips(
     added: &mut Vec<IpNet>,
 ) -> Result<(), RunError> {
     for v in &config.vips {
-        netlink
+        let new = netlink
             .add_address(&config.vip_interface, v.prefix)
             .await
             .map_err(|source| RunError::Netlink {
@@ -620,8 +620,16 @@ async fn add_vips(
                 ),
                 source,
             })?;
-        info!("added {} to {}", v.prefix, config.vip_interface);
-        added.push(v.prefix);
+        if new {
+            info!("added {} to {}", v.prefix, config.vip_interface);
+            added.push(v.prefix);
+        } else {
+            // Someone else's (the NF's own setup): left there on exit.
+            info!(
+                "{} is on {} already: it stays there on exit",
+                v.prefix, config.vip_interface
+            );
+        }
     }
     Ok(())
 }

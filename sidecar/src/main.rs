@@ -82,7 +82,8 @@ struct RunArgs {
     vip_interface: Option<String>,
 
     /// Add the VIPs to --vip-interface on start (so the pod answers for them)
-    /// and remove them on exit; needs NET_ADMIN. [default: false]
+    /// and remove on exit those it added (one already there stays); needs
+    /// NET_ADMIN. [default: false]
     #[arg(long, env = "PODPEER_ADD_VIPS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     add_vips: Option<String>,
 

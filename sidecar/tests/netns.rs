@@ -786,3 +786,35 @@ async fn sigterm_graceful_marks_the_vip_then_closes() {
         "{logs}"
     );
 }
+
+/// `addVips` with one VIP already on the interface (the NF's own setup): the
+/// sidecar adds only the other, and on exit removes only what it added.
+#[tokio::test]
+async fn add_vips_leaves_an_address_that_was_there() {
+    skip_unless_runnable!(&[]);
+    let pod = Netns::new("pod").unwrap();
+    pod.ip(&["addr", "add", "198.51.100.81/32", "dev", "lo"])
+        .unwrap();
+    let mut sidecar = Sidecar::start(
+        &pod,
+        &[
+            "--vip",
+            "198.51.100.80/32",
+            "--vip",
+            "198.51.100.81/32",
+            "--add-vips",
+            "--http",
+            "127.0.0.1:9179",
+        ],
+        &[],
+    );
+    sidecar.wait_log("added 198.51.100.80/32 to lo").await;
+    sidecar
+        .wait_log("198.51.100.81/32 is on lo already: it stays there on exit")
+        .await;
+    sidecar.signal(Signal::SIGTERM);
+    assert_eq!(sidecar.wait(Duration::from_secs(10)).code(), Some(0));
+    let lo = pod.ip(&["-o", "addr", "show", "dev", "lo"]).unwrap();
+    assert!(!lo.contains("198.51.100.80/32"), "ours left behind: {lo}");
+    assert!(lo.contains("198.51.100.81/32"), "theirs removed: {lo}");
+}
