@@ -82,6 +82,36 @@ impl Netns {
         run(Command::new("ip").args(["-n", &self.name]).args(args))
     }
 
+    /// `GET path` from `127.0.0.1:port` inside the namespace (a daemon's
+    /// HTTP server there): the status code and the body; `None` when nothing
+    /// answers.
+    pub fn http_get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let nspath = self.path();
+        let path = path.to_owned();
+        // A thread of its own: setns changes the calling thread only.
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&nspath).ok()?;
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+            let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+            .ok()?;
+            let mut text = String::new();
+            s.read_to_string(&mut text).ok()?;
+            let status = text.split_whitespace().nth(1)?.parse().ok()?;
+            let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+            Some((status, body))
+        })
+        .join()
+        .ok()
+        .flatten()
+    }
+
     /// The processes whose main thread is in the namespace (never this one).
     pub fn pids(&self) -> Vec<i32> {
         let Ok(me) = std::fs::metadata(self.path()) else {

@@ -375,6 +375,18 @@ async fn the_daemon_in_frr_mode_provisions_renders_and_reloads_through_dbus() {
     let links =
         s.ns.ip(&["-d", "link", "show", "vx.200"])
             .unwrap_or_default();
+    // Its HTTP server (node.yaml's default port): the reload counted, FRR
+    // found running, hence ready.
+    let reloads_counted = eventually(20, || {
+        s.ns.http_get(9180, "/metrics").is_some_and(|(_, m)| {
+            m.contains("podpeer_node_frr_reloads_total{result=\"reloaded\"} 1")
+                && m.contains("podpeer_node_health_check{check=\"frr\"} 1")
+        })
+    })
+    .await;
+    let metrics = s.ns.http_get(9180, "/metrics");
+    let readyz = s.ns.http_get(9180, "/readyz");
+    let healthz = s.ns.http_get(9180, "/healthz");
     // A VRFRouteConfiguration change: a new export item.
     let mut configs = routecfg::load(&routes).unwrap();
     configs[1].export.push(PrefixItem {
@@ -425,6 +437,16 @@ async fn the_daemon_in_frr_mode_provisions_renders_and_reloads_through_dbus() {
     .unwrap();
     let status = daemon.wait().unwrap();
     assert!(reloaded, "first reload missing:\n{}", running());
+    assert!(reloads_counted, "/metrics: {metrics:?}");
+    let metrics = metrics.map(|(_, m)| m).unwrap_or_default();
+    assert!(
+        metrics.contains("podpeer_node_frr_config_writes_total 1")
+            && metrics.contains("podpeer_node_frr_render_problems 0")
+            && metrics.contains("podpeer_node_network_ready 1"),
+        "{metrics}"
+    );
+    assert_eq!(readyz, Some((200, "ready\n".into())));
+    assert_eq!(healthz, Some((200, "ok\n".into())));
     assert!(links.contains("vxlan id 200"), "{links}");
     assert!(changed, "change not applied:\n{}", running());
     assert!(status.success(), "{status}");

@@ -8,9 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use super::http::{FrrHttp, ReloadLabels};
 use super::reload::{FrrPaths, write_if_changed};
 use super::routecfg::VrfRouteConfiguration;
 use super::systemd::{DEFAULT_WINDOW, Systemd, debounce};
@@ -76,7 +78,6 @@ pub fn render_with(
     mode: &FrrMode,
     more: &[VrfRouteConfiguration],
 ) -> anyhow::Result<(bool, Vec<String>)> {
-    use anyhow::Context as _;
     let template = std::fs::read_to_string(&mode.template)
         .with_context(|| format!("reading {}", mode.template.display()))?;
     let mut configs = match &mode.route_configs {
@@ -122,19 +123,46 @@ pub async fn run_with(
     let Some(mode) = node.frr.clone() else {
         anyhow::bail!("FRR mode is not configured");
     };
+    let health_metrics = HealthMetrics::default();
+    // Silent for three rounds (and never less than 10 s): not alive.
+    let stale_after = (mode.poll * 3).max(Duration::from_secs(10));
+    let web = Arc::new(FrrHttp::new(&health_metrics, stale_after));
+    let listener = tokio::net::TcpListener::bind(node.http)
+        .await
+        .with_context(|| format!("HTTP server on {}", node.http))?;
+    info!(addr = %node.http, "HTTP listening: /metrics /healthz /readyz");
+    let router = super::http::router(Arc::clone(&web));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            warn!("HTTP server: {e}");
+        }
+    });
+
     let systemd = Systemd::connect(mode.bus.as_deref(), &mode.unit).await?;
     let (changed, changes) = mpsc::channel(16);
+    let reloads_metric = web.metrics.reloads.clone();
     let reloads = tokio::spawn(debounce(changes, mode.window, move || {
         let systemd = systemd.clone();
+        let metric = reloads_metric.clone();
         async move {
-            match systemd.reload().await {
-                Ok(how) => info!(?how, "FRR reloaded"),
-                Err(e) => warn!("FRR reload: {e}"),
-            }
+            let result = match systemd.reload().await {
+                Ok(how) => {
+                    info!(?how, "FRR reloaded");
+                    match how {
+                        super::systemd::Reloaded::Reloaded => "reloaded",
+                        super::systemd::Reloaded::Restarted { .. } => "restarted",
+                    }
+                }
+                Err(e) => {
+                    warn!("FRR reload: {e}");
+                    "failed"
+                }
+            };
+            metric.get_or_create(&ReloadLabels { result }).inc();
         }
     }));
 
-    let mut checker = Checker::load(&node.health, HealthMetrics::default())?;
+    let mut checker = Checker::load(&node.health, health_metrics)?;
     let vtysh = mode.paths.bindir.join("vtysh");
 
     let mut last = None;
@@ -181,8 +209,12 @@ pub async fn run_with(
                 Ok((written, found)) => {
                     if written {
                         info!("FRR configuration changed");
+                        web.metrics.writes.inc();
                         let _ = changed.send(()).await;
                     }
+                    web.metrics
+                        .problems
+                        .set(i64::try_from(found.len()).unwrap_or(i64::MAX));
                     if found != last_problems {
                         if let Some(tx) = &problems {
                             let _ = tx.send(found.clone()).await;
@@ -190,12 +222,15 @@ pub async fn run_with(
                         last_problems = found;
                     }
                 }
-                Err(e) => warn!("FRR configuration not applied: {e:#}"),
+                Err(e) => {
+                    web.metrics.render_errors.inc();
+                    warn!("FRR configuration not applied: {e:#}");
+                }
             }
             last = Some(now);
         }
         let frr = health::check_frr(&vtysh, mode.paths.vty_socket.as_deref()).await;
-        checker.round(frr, &readiness).await;
+        web.round(checker.round(frr, &readiness).await);
     }
     drop(changed);
     let _ = reloads.await;

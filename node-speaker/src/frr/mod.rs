@@ -39,6 +39,7 @@
 //! rendered half.
 
 pub mod driver;
+pub mod http;
 pub mod reload;
 pub mod routecfg;
 pub mod systemd;
