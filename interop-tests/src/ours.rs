@@ -29,15 +29,15 @@ pub fn speaker_config(lab: &Lab, asn: u32) -> SpeakerConfig {
 }
 
 /// The daemon as our neighbor: IPv4 session carrying IPv4 and IPv6 unicast,
-/// accept-all policies both ways (RFC 8212), connect retry 1 s, hold time 9 s,
-/// our IPv6 address as the next hop of IPv6 routes.
+/// accept-all policies both ways (RFC 8212), connect retry 1 s, hold time 9 s.
+/// The next hop of IPv6 routes is not configured: the speaker finds our IPv6
+/// address on the session's interface (the tests check it is `our_v6`).
 pub fn neighbor(lab: &Lab, remote_as: RemoteAs) -> NeighborConfig {
     let mut n = NeighborConfig::new(lab.their_ip(), remote_as);
     n.connect_retry = Duration::from_secs(1);
     n.hold_time = 9;
     n.import = Some(RouteMap::accept_all("in"));
     n.export = Some(RouteMap::accept_all("out"));
-    n.next_hop_v6 = Some(lab.our_v6());
     n
 }
 

@@ -31,6 +31,7 @@ mod graceful;
 mod gshut;
 mod interface;
 mod neighbor;
+mod nexthop;
 mod outq;
 mod security;
 mod sockopt;
@@ -463,6 +464,17 @@ struct Neighbor {
 struct Session {
     negotiated: Box<Negotiated>,
     local: SocketAddr,
+    /// Our address of the other family on the session's interface, looked
+    /// up the first time a route needs it (see [`nexthop`]).
+    other_family: std::cell::OnceCell<Option<IpAddr>>,
+}
+
+impl Session {
+    fn other_family(&self) -> Option<IpAddr> {
+        *self
+            .other_family
+            .get_or_init(|| nexthop::other_family(canonical(self.local.ip())))
+    }
 }
 
 impl Neighbor {
@@ -1176,7 +1188,11 @@ impl SpeakerTask {
         // The state change itself is reported after this event.
         n.state = State::Established;
         n.since = Instant::now();
-        n.session = Some(Session { negotiated, local });
+        n.session = Some(Session {
+            negotiated,
+            local,
+            other_family: std::cell::OnceCell::new(),
+        });
         n.last_error = None;
         let no_import = n.config.import.is_none() && n.config.guard.is_none();
         if external && (no_import || n.config.export.is_none()) {
@@ -2044,12 +2060,7 @@ impl SpeakerTask {
         }
         if self_next_hop {
             let v6_for_v4 = session.negotiated.tx.extended_next_hop;
-            out.next_hop = Some(self_next_hop_for(
-                prefix,
-                session.local,
-                &n.config,
-                v6_for_v4,
-            )?);
+            out.next_hop = Some(self_next_hop_for(prefix, session, &n.config, v6_for_v4)?);
         }
         let policy = n.config.export.clone();
         let mut result = match policy {
@@ -2098,27 +2109,39 @@ fn push_group<P: Copy>(
     }
 }
 
-/// Our next hop for `prefix` on a session from `local`: the session address when
-/// it is of the prefix's family, else the configured one, else for IPv4 over an
-/// IPv6 session with extended next hop (`v6_for_v4`, RFC 8950) our IPv6 address.
+/// Our next hop for `prefix` on `session`: the session's local address when it
+/// is of the prefix's family, else the configured one, else for IPv4 over an
+/// IPv6 session with extended next hop (`v6_for_v4`, RFC 8950) our IPv6
+/// address, else our address of the prefix's family on the session's
+/// interface (as FRR picks it); `None`: the route is not sent.
 fn self_next_hop_for(
     prefix: IpNet,
-    local: SocketAddr,
+    session: &Session,
     config: &NeighborConfig,
     v6_for_v4: bool,
 ) -> Option<NextHop> {
-    match (prefix, canonical(local.ip())) {
+    match (prefix, canonical(session.local.ip())) {
         (IpNet::V4(_), IpAddr::V4(a)) => Some(NextHop::V4(a)),
         (IpNet::V4(_), IpAddr::V6(a)) => config
             .next_hop_v4
             .map(NextHop::V4)
-            .or_else(|| v6_for_v4.then(|| crate::unnumbered::ipv6_next_hop(a, config.next_hop_v6))),
+            .or_else(|| v6_for_v4.then(|| crate::unnumbered::ipv6_next_hop(a, config.next_hop_v6)))
+            .or_else(|| match session.other_family() {
+                Some(IpAddr::V4(v4)) => Some(NextHop::V4(v4)),
+                _ => None,
+            }),
         (IpNet::V6(_), IpAddr::V6(a)) => {
             Some(crate::unnumbered::ipv6_next_hop(a, config.next_hop_v6))
         }
-        (IpNet::V6(_), IpAddr::V4(_)) => config.next_hop_v6.map(|g| NextHop::V6 {
-            global: g,
-            link_local: None,
-        }),
+        (IpNet::V6(_), IpAddr::V4(_)) => config
+            .next_hop_v6
+            .or_else(|| match session.other_family() {
+                Some(IpAddr::V6(v6)) => Some(v6),
+                _ => None,
+            })
+            .map(|g| NextHop::V6 {
+                global: g,
+                link_local: None,
+            }),
     }
 }
