@@ -719,8 +719,9 @@ async fn garbage_flood_is_answered_and_closed_quickly() {
     });
     // S's OPEN went out on connect, then the NOTIFICATION.
     let at = p.expect_notification(1, 1, &[]).await;
+    // Seconds, not the whole megabyte's worth: room for a loaded machine.
     assert!(
-        at - started < Duration::from_secs(2),
+        at - started < Duration::from_secs(5),
         "answered after {:?}",
         at - started
     );
@@ -1072,7 +1073,7 @@ async fn silent_peer_after_open_gets_hold_timer_expired() {
     let at = p.expect_notification(4, 0, &[]).await;
     let waited = at - opened;
     assert!(
-        waited >= Duration::from_millis(2900) && waited < Duration::from_secs(5),
+        waited >= Duration::from_millis(2900) && waited < Duration::from_secs(7),
         "Hold Timer Expired after {waited:?}, hold time 3 s"
     );
     lab.after_reset().await;
@@ -1085,13 +1086,14 @@ async fn silent_peer_when_established_gets_hold_timer_expired() {
     let t = 21;
     let lab = Lab::new(t, 3).await;
     let (mut lab, mut p) = established(lab).await;
-    // `established` ended with a ROUTE-REFRESH answered by S: S heard from us
-    // just before now.
+    // The last message S hears from us is this ROUTE-REFRESH, sent after
+    // `quiet`: the hold timer cannot run out before `quiet` + 3 s.
     let quiet = Instant::now();
+    p.barrier().await;
     let at = p.expect_notification(4, 0, &[]).await;
     let waited = at - quiet;
     assert!(
-        waited >= Duration::from_millis(2500) && waited < Duration::from_secs(4),
+        waited >= Duration::from_millis(2900) && waited < Duration::from_secs(6),
         "Hold Timer Expired after {waited:?} of silence, hold time 3 s"
     );
     lab.after_reset().await;

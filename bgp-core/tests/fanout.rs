@@ -131,23 +131,26 @@ fn host_route(i: u32) -> Ipv4Net {
 
 #[tokio::test]
 async fn a_trickle_waits_for_the_batch_interval_and_goes_in_one_update() {
-    let s = speaker(1, Duration::from_millis(300)).await;
+    // A long interval: the trickle below is surely queued within it even on a
+    // loaded machine, and "waited" cannot be mistaken for "at once" (compare
+    // the test below).
+    let s = speaker(1, Duration::from_secs(2)).await;
     let mut p = Peer::connect(1).await;
     // Something is sent first (at most one interval late): the trickle after
-    // it has to wait.
+    // it has to wait. The interval starts when S sends it, after `t0`.
+    let t0 = Instant::now();
     s.announce(host_route(0).into(), attrs()).await.unwrap();
     let (first, _) = p.next_announcement().await;
     assert_eq!(first, vec![host_route(0)]);
-    let asked = Instant::now();
     for i in 1..=3 {
         s.announce(host_route(i).into(), attrs()).await.unwrap();
     }
     let (batch, at) = p.next_announcement().await;
     assert_eq!(batch, (1..=3).map(host_route).collect::<Vec<_>>());
-    let waited = at - asked;
+    let waited = at - t0;
     assert!(
-        waited >= Duration::from_millis(150),
-        "the trickle went after {waited:?}, before its batch interval"
+        waited >= Duration::from_millis(1950),
+        "the trickle went {waited:?} after the first announce, before its batch interval"
     );
 }
 
@@ -160,11 +163,9 @@ async fn without_a_batch_interval_each_change_goes_at_once() {
         s.announce(host_route(i).into(), attrs()).await.unwrap();
         let (prefixes, at) = p.next_announcement().await;
         assert_eq!(prefixes, vec![host_route(i)]);
-        assert!(
-            at - asked < Duration::from_millis(150),
-            "took {:?}",
-            at - asked
-        );
+        // Well under the 2 s a batch interval holds a trickle above, with
+        // room for a loaded machine.
+        assert!(at - asked < Duration::from_secs(1), "took {:?}", at - asked);
     }
 }
 

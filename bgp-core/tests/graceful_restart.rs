@@ -619,6 +619,8 @@ async fn long_lived_stale_routes() {
     })
     .await;
 
+    // Taken before the cause: the 2 s restart time cannot start earlier.
+    let killed = tokio::time::Instant::now();
     drop(p);
     down(&s, addr(t, 2)).await;
     let llgr_stale = |e: Option<bgp_core::speaker::RibEntry>| {
@@ -630,10 +632,15 @@ async fn long_lived_stale_routes() {
                 .contains(&Community::LLGR_STALE)
         })
     };
-    assert!(
-        !llgr_stale(route(&s, "10.1.0.0/24").await),
-        "restart phase first"
-    );
+    let first = route(&s, "10.1.0.0/24").await;
+    // Measured after the read: the read was within the restart time if this
+    // is under 2 s. A slower machine cannot tell, so checks nothing here.
+    let read_by = killed.elapsed();
+    if read_by < Duration::from_secs(2) {
+        assert!(!llgr_stale(first), "restart phase first");
+    } else {
+        println!("restart phase not checked: the route was read {read_by:?} after the drop");
+    }
     eventually("long-lived stale", || async {
         llgr_stale(route(&s, "10.1.0.0/24").await).then_some(())
     })

@@ -183,16 +183,17 @@ async fn a_peer_that_stops_reading_stalls_nobody() {
     .await;
     assert_eq!(g.routes().await.unwrap().len(), 100_000);
 
-    // With the stuck peer's socket full, a new route still reaches G at once,
-    // and the speaker answers its API.
+    // With the stuck peer's socket full, a new route still reaches G, and the
+    // speaker answers its API. A stalled speaker would never send it; the
+    // limit only leaves room for each poll copying 100k routes in debug.
     s.announce("192.0.2.0/24".parse().unwrap(), attrs(0))
         .await
         .unwrap();
-    let took = within(Duration::from_secs(5), "a fresh route at G", async || {
+    let took = within(Duration::from_secs(30), "a fresh route at G", async || {
         has(&g, "192.0.2.0/24").await
     })
     .await;
-    assert!(took < Duration::from_secs(5));
+    assert!(took < Duration::from_secs(30));
     assert_eq!(
         state(&s, addr(3)).await,
         Some(State::Established),

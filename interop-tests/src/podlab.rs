@@ -58,6 +58,8 @@ pub struct Options {
     pub hijack: bool,
     /// The node's `reconcileAfter`.
     pub reconcile_after: Duration,
+    /// The sidecars' `drainTime`.
+    pub drain_time: Duration,
     /// Where podpeer-node and podpeer-sidecar are; `None`: next to this
     /// executable (see [`find_binaries`]).
     pub bin_dir: Option<PathBuf>,
@@ -69,6 +71,7 @@ impl Default for Options {
             pods: 3,
             hijack: true,
             reconcile_after: Duration::from_secs(5),
+            drain_time: Duration::from_secs(1),
             bin_dir: None,
         }
     }
@@ -315,7 +318,7 @@ podGroups:
     }
 
     /// A sidecar's configuration.
-    fn sidecar_config(name: &str, hijack: bool) -> String {
+    fn sidecar_config(name: &str, hijack: bool, drain_time: Duration) -> String {
         let mut vips = format!(
             "  - prefix: {VIP}/32
     check:
@@ -332,11 +335,12 @@ podGroups:
         format!(
             "# podpeer-sidecar of {name}: the node is found by itself (default gateway).
 addVips: true
-drainTime: 1s
+drainTime: {}ms
 holdTime: 9s
 http: {SIDECAR_HTTP}
 vips:
-{vips}"
+{vips}",
+            drain_time.as_millis()
         )
     }
 
@@ -356,7 +360,10 @@ vips:
         ns.ip(&["route", "add", "default", "via", POD_GATEWAY])?;
         let http = HttpServer::start(&ns, &name)?;
         let config = self.dir().join(format!("{name}.yaml"));
-        std::fs::write(&config, Self::sidecar_config(&name, hijack))?;
+        std::fs::write(
+            &config,
+            Self::sidecar_config(&name, hijack, self.options.drain_time),
+        )?;
         let mut pod = Pod {
             name,
             ip,

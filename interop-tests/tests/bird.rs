@@ -470,8 +470,7 @@ async fn hold_timer_expiry_and_recovery() {
     ours::peer_with_short_hold_time(&us, &lab).await;
     bird_has(&bird, "198.51.100.0/24").await;
 
-    bird.pause().unwrap();
-    ours::expect_hold_timer_expiry(&us, &lab).await;
+    ours::expect_hold_timer_expiry(&us, &lab, || bird.pause().unwrap()).await;
 
     bird.resume().unwrap();
     ours::established(&us, lab.their_ip()).await;

@@ -452,8 +452,7 @@ async fn hold_timer_expiry_and_recovery() {
     ours::peer_with_short_hold_time(&us, &lab).await;
     frr_has(&frr, "198.51.100.0/24").await;
 
-    frr.pause().unwrap();
-    ours::expect_hold_timer_expiry(&us, &lab).await;
+    ours::expect_hold_timer_expiry(&us, &lab, || frr.pause().unwrap()).await;
 
     frr.resume().unwrap();
     ours::established(&us, lab.their_ip()).await;

@@ -436,8 +436,14 @@ async fn max_prefix_cease_is_seen_by_the_daemon() {
     })
     .await;
     assert_ne!(n["state"]["session_state"], 6, "{n}");
-    let log = g.log().to_lowercase();
-    assert!(log.contains("maximum number of prefixes reached"), "{log}");
+    // Its log line may follow the counter.
+    wait_daemon("GoBGP to log the NOTIFICATION", || {
+        g.log()
+            .to_lowercase()
+            .contains("maximum number of prefixes reached")
+            .then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     for p in nets {
         assert!(ours::route(&us, p).await.is_none(), "{p} still in our RIB");
@@ -457,8 +463,7 @@ async fn hold_timer_expiry_and_recovery() {
     ours::peer_with_short_hold_time(&us, &lab).await;
     gobgp_has(&g, &lab, "198.51.100.0/24").await;
 
-    g.pause().unwrap();
-    ours::expect_hold_timer_expiry(&us, &lab).await;
+    ours::expect_hold_timer_expiry(&us, &lab, || g.pause().unwrap()).await;
 
     // GoBGP waits 5 s in Idle after a reset before it takes a connection.
     g.resume().unwrap();

@@ -350,10 +350,17 @@ async fn long_lived_stale_after_frr_is_gone() {
     frr.kill_bgpd().unwrap();
     wait_state(&us, &lab, false).await;
     let e = ours::route(&us, a).await.expect("kept");
-    assert!(
-        !llgr_stale(&e),
-        "not long-lived stale during the restart time"
-    );
+    // Measured after the read: the read was within the restart time if this
+    // is under 2 s. A slower machine cannot tell, so checks nothing here.
+    let read_by = killed.elapsed();
+    if read_by < Duration::from_secs(2) {
+        assert!(
+            !llgr_stale(&e),
+            "not long-lived stale during the restart time"
+        );
+    } else {
+        println!("restart phase not checked: the route was read {read_by:?} after the kill");
+    }
     wait_until("long-lived stale", || async {
         ours::route(&us, a).await.is_some_and(|e| llgr_stale(&e))
     })

@@ -435,7 +435,9 @@ async fn graceful_shutdown_is_seen_by_frr_before_the_cease() {
     })
     .await;
     let handle = us.handle().clone();
-    let drain = Duration::from_secs(3);
+    // Long enough for the blocking vtysh polls below to see the marked route
+    // and the session still up within it on a loaded machine.
+    let drain = Duration::from_secs(8);
     let shutdown = tokio::spawn(async move {
         handle
             .graceful_shutdown(drain, Some("podpeer: node maintenance".into()))

@@ -118,9 +118,10 @@ impl Lab {
         }
     }
 
-    /// `podpeer-node status --json`, once the daemon answers.
+    /// `podpeer-node status --json`, once the daemon answers (startup, with
+    /// the verifier, on a loaded machine: a generous limit).
     fn status(&self) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let out = self
                 .node
@@ -160,7 +161,7 @@ impl Lab {
 
     /// Waits until every configured interface shows attached; their indexes.
     fn wait_attached(&self, what: &str, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let s = self.status();
             let ifs = s["bpf"]["interfaces"]

@@ -31,6 +31,9 @@ use support::{eventually, free_port, pod_speaker};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// What the node is not ready for until its source's first reconcile.
+const FIRST_RECONCILE_PENDING: &str = "test: the first reconcile is pending";
+
 #[derive(Parser)]
 struct Flags {
     #[command(flatten)]
@@ -51,10 +54,13 @@ impl Drop for Node {
 }
 
 async fn start_node(api: &ApiServer) -> Node {
-    start_node_with(api, "200ms").await
+    start_node_with(api, "200ms", false).await
 }
 
-async fn start_node_with(api: &ApiServer, debounce: &str) -> Node {
+/// With `mark_first_reconcile`, the node is not ready for
+/// [`FIRST_RECONCILE_PENDING`] until its source's first reconcile (which
+/// has a configuration here) clears that: a test can tell that it is over.
+async fn start_node_with(api: &ApiServer, debounce: &str, mark_first_reconcile: bool) -> Node {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let url = api.url();
@@ -89,6 +95,9 @@ async fn start_node_with(api: &ApiServer, debounce: &str) -> Node {
     // No kernel here: nothing of an earlier run to reconcile.
     app.reconciled
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    if mark_first_reconcile {
+        *app.source_not_ready.lock().unwrap() = Some(FIRST_RECONCILE_PENDING.into());
+    }
     let task = tokio::spawn(source.run(Arc::clone(&app)));
     Node { app, port, task }
 }
@@ -528,12 +537,24 @@ async fn watch_cuts_410_and_relists_keep_established_sessions() {
 
     // A bookmark moves the resume point; a cut stream resumes from it.
     api.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "unrelated"}}));
-    api.bookmark();
-    let marked = api.get("namespaces", "", "unrelated").unwrap()["metadata"]["resourceVersion"]
+    let unrelated = api.get("namespaces", "", "unrelated").unwrap()["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
-        .to_string();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+        .parse::<u64>()
+        .unwrap();
+    // Sent until the pod watch has taken one (its stream may still be being
+    // set up). The cut below reaches each watch after every bookmark sent
+    // before it, so the node reads the last one before its stream ends.
+    let sent = api.bookmarks_sent("pods");
+    let mut marked = 0;
+    eventually("a bookmark on the pod watch", WAIT, || {
+        marked = api.bookmark();
+        let n = api.bookmarks_sent("pods");
+        async move { (n > sent).then_some(()) }
+    })
+    .await;
+    assert!(marked >= unrelated, "the bookmark is past the change");
+    let marked = marked.to_string();
     let watches = pod_watches(&api).len();
     api.cut_watches();
     eventually("the pod watch resumed", WAIT, || {
@@ -600,9 +621,13 @@ async fn watch_cuts_410_and_relists_keep_established_sessions() {
 async fn a_burst_of_pods_is_one_reconcile() {
     let api = cluster().await;
     // The default debounce (1 s).
-    let node = start_node_with(&api, "1s").await;
-    // The first reconcile (nothing to do) is over.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let node = start_node_with(&api, "1s", true).await;
+    // The first reconcile (nothing to do, nothing written) is over.
+    eventually("the first reconcile", WAIT, || {
+        let pending = node.app.source_not_ready.lock().unwrap().is_some();
+        async move { (!pending).then_some(()) }
+    })
+    .await;
     let before = api.requests().len();
     for i in 0..20 {
         api.put(pod(

@@ -673,12 +673,16 @@ async fn pods_fabric_guard_fib_and_restart() {
         "routes left in place while down"
     );
     // Graceful restart: the node left without a NOTIFICATION and the fabric
-    // keeps its routes, stale, while it is down.
-    let at_fabric = frr.paths(VIP).unwrap();
-    assert!(
-        at_fabric.first().is_some_and(|p| p["stale"] == true),
-        "{at_fabric:?}"
-    );
+    // keeps its routes, stale, while it is down (once FRR has seen the
+    // session go).
+    eventually("the fabric keeps the VIP stale", PATIENCE, || {
+        let stale = frr
+            .paths(VIP)
+            .ok()
+            .is_some_and(|p| p.first().is_some_and(|p| p["stale"] == true));
+        std::future::ready(stale.then_some(()))
+    })
+    .await;
     let started = Instant::now();
     let mut node = lab.start_node(&config);
     lab.wait_http().await;

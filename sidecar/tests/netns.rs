@@ -283,7 +283,7 @@ async fn gateway_vip_health_readyz_status_and_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "addVips: true\ndrainTime: 1s\nholdTime: 9s\nshutdown: withdraw\nvips:\n  - prefix: {vip}\n    communities: [\"65000:77\"]\n    med: 10\n    check:\n      file: {}\n      interval: 200ms\n      timeout: 100ms\n",
+            "addVips: true\ndrainTime: 3s\nholdTime: 9s\nshutdown: withdraw\nvips:\n  - prefix: {vip}\n    communities: [\"65000:77\"]\n    med: 10\n    check:\n      file: {}\n      interval: 200ms\n      timeout: 100ms\n",
             ok.display()
         ),
     )
@@ -404,7 +404,7 @@ async fn gateway_vip_health_readyz_status_and_sigterm() {
     let t1 = wait_event(&mut events, "the withdrawal", withdrawn(vip)).await;
     let down = t1 - t0;
     println!("check failure to withdrawal at the node: {down:?} (interval 200ms, fall 2)");
-    assert!(down < Duration::from_secs(2), "{down:?}");
+    assert!(down < Duration::from_secs(5), "{down:?}");
     assert!(route(&node, "198.51.100.77/32").await.is_none());
     sidecar
         .wait_log(&format!(
@@ -441,7 +441,8 @@ async fn gateway_vip_health_readyz_status_and_sigterm() {
     sidecar.wait_log(&format!("VIP {vip} is healthy")).await;
     let _ = wait_http(&t.pod, 9179, "/readyz", 200).await;
 
-    // SIGTERM: withdrawn first, the session closes a drain time (1 s) later.
+    // SIGTERM: withdrawn first, the session closes a drain time (3 s) later:
+    // time enough to see /readyz answer 503 within it on a loaded machine.
     let t0 = Instant::now();
     sidecar.signal(Signal::SIGTERM);
     let t_withdraw = wait_event(&mut events, "the withdrawal on SIGTERM", withdrawn(vip)).await;
@@ -457,16 +458,19 @@ async fn gateway_vip_health_readyz_status_and_sigterm() {
     .await;
     let drain = t_down - t_withdraw;
     println!(
-        "SIGTERM to withdrawal: {:?}; withdrawal to session down: {drain:?} (drainTime 1s)",
+        "SIGTERM to withdrawal: {:?}; withdrawal to session down: {drain:?} (drainTime 3s)",
         t_withdraw - t0
     );
     assert!(
-        t_withdraw - t0 < Duration::from_secs(2),
+        t_withdraw - t0 < Duration::from_secs(5),
         "{:?}",
         t_withdraw - t0
     );
+    // The whole drain after the signal; most of it after the withdrawal was
+    // seen (which was seen late if at all, hence the second's margin).
+    assert!(t_down - t0 >= Duration::from_secs(3), "{:?}", t_down - t0);
     assert!(
-        drain >= Duration::from_millis(700) && drain < Duration::from_secs(3),
+        drain >= Duration::from_secs(2) && drain < Duration::from_secs(6),
         "{drain:?}"
     );
     let code = sidecar.wait(Duration::from_secs(10));
@@ -476,7 +480,7 @@ async fn gateway_vip_health_readyz_status_and_sigterm() {
     let logs = sidecar.logs();
     assert!(logs.contains("SIGTERM: withdrawing the VIPs"), "{logs}");
     assert!(
-        logs.contains("withdrew 1 VIP(s); draining for 1s"),
+        logs.contains("withdrew 1 VIP(s); draining for 3s"),
         "{logs}"
     );
     let lo = t.pod.ip(&["-o", "addr", "show", "dev", "lo"]).unwrap();
@@ -702,8 +706,10 @@ async fn sigterm_while_looking_for_the_node() {
     assert!(out.contains("No session yet"), "{out}");
     let t0 = Instant::now();
     sidecar.signal(Signal::SIGTERM);
-    assert_eq!(sidecar.wait(Duration::from_secs(5)).code(), Some(0));
-    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert_eq!(sidecar.wait(Duration::from_secs(10)).code(), Some(0));
+    // At once: well under the default 5 s drain, with room for the exit,
+    // the address removal and the reaping on a loaded machine.
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     let lo = pod.ip(&["-o", "addr", "show", "dev", "lo"]).unwrap();
     assert!(!lo.contains("198.51.100.80"), "{lo}");
 }
@@ -727,7 +733,7 @@ async fn sigterm_graceful_marks_the_vip_then_closes() {
             "--vip",
             "198.51.100.81/32,community=65000:81",
             "--drain-time",
-            "1s",
+            "3s",
         ],
         &[],
     );
@@ -759,12 +765,15 @@ async fn sigterm_graceful_marks_the_vip_then_closes() {
     .await;
     let drain = t_down - t_mark;
     println!(
-        "SIGTERM to marking: {:?}; marking to session down: {drain:?} (drainTime 1s)",
+        "SIGTERM to marking: {:?}; marking to session down: {drain:?} (drainTime 3s)",
         t_mark - t0
     );
-    assert!(t_mark - t0 < Duration::from_secs(2), "{:?}", t_mark - t0);
+    assert!(t_mark - t0 < Duration::from_secs(5), "{:?}", t_mark - t0);
+    // The whole drain after the signal; most of it after the marking was
+    // seen (which was seen late if at all, hence the second's margin).
+    assert!(t_down - t0 >= Duration::from_secs(3), "{:?}", t_down - t0);
     assert!(
-        drain >= Duration::from_millis(700) && drain < Duration::from_secs(3),
+        drain >= Duration::from_secs(2) && drain < Duration::from_secs(6),
         "{drain:?}"
     );
     wait_no_route(&node, "198.51.100.81/32").await;
@@ -782,7 +791,7 @@ async fn sigterm_graceful_marks_the_vip_then_closes() {
         "{logs}"
     );
     assert!(
-        logs.contains("marked 1 VIP(s) with GRACEFUL_SHUTDOWN; draining for 1s"),
+        logs.contains("marked 1 VIP(s) with GRACEFUL_SHUTDOWN; draining for 3s"),
         "{logs}"
     );
 }

@@ -198,6 +198,8 @@ struct Inner {
     /// plural -> list-map paths (field names, `[]` for items) and keys
     list_maps: BTreeMap<String, Vec<ListMap>>,
     uid: u64,
+    /// plural -> bookmarks written to its watch streams
+    bookmarks: BTreeMap<String, u64>,
 }
 
 /// The double. Dropping it stops the server.
@@ -361,10 +363,22 @@ impl ApiServer {
     }
 
     /// Sends a bookmark with the current resourceVersion to every watch
-    /// that asked for bookmarks.
-    pub fn bookmark(&self) {
+    /// that asked for bookmarks; that resourceVersion. A watch gets it
+    /// before any cut or expiry signalled afterwards.
+    pub fn bookmark(&self) -> u64 {
         let rv = lock(&self.inner).rv;
         let _ = self.signals.send(Signal::Bookmark(rv));
+        rv
+    }
+
+    /// How many bookmarks were written so far to the watch streams of a
+    /// resource.
+    pub fn bookmarks_sent(&self, plural: &str) -> u64 {
+        lock(&self.inner)
+            .bookmarks
+            .get(plural)
+            .copied()
+            .unwrap_or_default()
     }
 }
 
@@ -904,6 +918,7 @@ fn watch(
             }
         }
     }
+    let inner = Arc::clone(&shared.inner);
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -925,6 +940,7 @@ fn watch(
                             if tx.unbounded_send(event_line("BOOKMARK", &mark)).is_err() {
                                 break;
                             }
+                            *lock(&inner).bookmarks.entry(kind.plural.to_string()).or_default() += 1;
                         }
                     }
                     Ok(Signal::Cut) => break,
