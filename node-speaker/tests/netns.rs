@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bgp_core::fsm::{RemoteAs, State};
 use bgp_core::policy::{Action, Match, PrefixEntry, PrefixSet, RouteMap, Set, Term};
 use bgp_core::speaker::{NeighborConfig, SpeakerConfig};
-use bgp_core::wire::{AsPath, Origin, PathAttributes};
+use bgp_core::wire::{AfiSafi, AsPath, Origin, PathAttributes};
 use interop_tests::{FRR_BINARIES, Frr, Netns, NsSpeaker, eventually, skip_unless_runnable, veth};
 use ipnet::IpNet;
 use serde_json::Value;
@@ -943,4 +943,124 @@ podGroups:
         "{peers}"
     );
     proc.stop();
+}
+
+/// An IPv6 VIP to an IPv4 fabric session: a dual-stack pod peers with the
+/// node over each family (as podpeer-sidecar does) and announces an IPv6 VIP
+/// over its IPv6 session; the node installs it and passes it to FRR over the
+/// IPv4 fabric session with its IPv6 address on the fabric link as next hop
+/// (nothing configured: the one on the session's interface, as FRR picks
+/// it); FRR installs it and the fabric pings the VIP through the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_vip_over_ipv4_sessions() {
+    skip_unless_runnable!(FRR_BINARIES);
+    const VIP6: &str = "2001:db8:100::1/128";
+    let lab = Lab::new(&["10.244.1.11"]);
+    let add = |ns: &Netns, addr: &str, dev: &str| {
+        ns.ip(&["-6", "addr", "add", addr, "dev", dev, "nodad"])
+            .unwrap();
+    };
+    add(&lab.node, "2001:db8:f::10/64", "fab0");
+    add(&lab.fabric, "2001:db8:f::1/64", "node0");
+    add(&lab.node, "fd00:244:1::1/64", "pods0");
+    add(&lab.pods, "fd00:244:1::11/64", "node0");
+    add(&lab.pods, VIP6, "lo");
+    lab.pods
+        .ip(&["-6", "route", "add", "default", "via", "fd00:244:1::1"])
+        .unwrap();
+    lab.node
+        .exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+        .unwrap();
+    let frr = Frr::start(
+        &lab.fabric,
+        &format!(
+            "router bgp {FABRIC_AS}\n bgp router-id {FABRIC}\n no bgp ebgp-requires-policy\n \
+             neighbor 192.0.2.10 remote-as {NODE_AS}\n neighbor 192.0.2.10 timers 3 9\n \
+             neighbor 192.0.2.10 timers connect 1\n address-family ipv6 unicast\n  \
+             neighbor 192.0.2.10 activate\n exit-address-family\n"
+        ),
+    )
+    .unwrap();
+    let config = lab.dir.path().join("node.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+localAs: {NODE_AS}
+routerId: 192.0.2.10
+listen: ["0.0.0.0:179", "[::]:179"]
+http: 127.0.0.1:9180
+forbiddenPrefixes: [10.244.0.0/16, "fd00:244::/32", "::/0"]
+vrfs: [{{name: vips, table: 100, interfaces: [fab0]}}]
+fabric: [{{address: {FABRIC}, remoteAs: {FABRIC_AS}, holdTime: 9s}}]
+podGroups:
+  - name: lb
+    peers: [10.244.1.0/28, "fd00:244:1::/64"]
+    allowedPrefixes: [{{prefix: "2001:db8:100::/48", ge: 128, le: 128}}]
+    vrf: vips
+"#
+        ),
+    )
+    .unwrap();
+    let mut node = lab.start_node(&config);
+    lab.wait_http().await;
+    let mut c = SpeakerConfig::new(64601, ip4("10.244.1.11"));
+    c.listen = Vec::new();
+    let p = NsSpeaker::start(&lab.pods, c).unwrap();
+    for (node_addr, me, family) in [
+        (NODE, "10.244.1.11", AfiSafi::IPV4_UNICAST),
+        ("fd00:244:1::1", "fd00:244:1::11", AfiSafi::IPV6_UNICAST),
+    ] {
+        let mut n = NeighborConfig::new(node_addr.parse().unwrap(), RemoteAs::Number(NODE_AS));
+        n.source_address = Some(me.parse().unwrap());
+        n.families = vec![family];
+        n.connect_retry = Duration::from_secs(1);
+        n.import = Some(RouteMap::accept_all("in"));
+        n.export = Some(RouteMap::accept_all("out"));
+        p.add_neighbor(n).await.unwrap();
+    }
+    eventually("both pod sessions Established", PATIENCE, || async {
+        let n = p.neighbors().await.ok()?;
+        (n.len() == 2 && n.iter().all(|n| n.state == State::Established)).then_some(())
+    })
+    .await;
+    announce(&p, VIP6).await;
+
+    // In the node's VRF table, via the pod's IPv6 address.
+    let route = eventually("the IPv6 VIP in table 100", PATIENCE, || {
+        let t = json(&lab.node, &["-6", "route", "show", "table", "100"]);
+        std::future::ready(
+            t.as_array()
+                .and_then(|t| t.iter().find(|r| r["dst"] == "2001:db8:100::1").cloned()),
+        )
+    })
+    .await;
+    assert_eq!(route["gateway"], "fd00:244:1::11", "{route}");
+    // At the fabric, with the node's IPv6 address on the link as next hop,
+    // and installed.
+    let path = eventually("the IPv6 VIP in FRR", PATIENCE, || {
+        std::future::ready(frr.paths(VIP6).ok().and_then(|p| p.first().cloned()))
+    })
+    .await;
+    assert_eq!(path["nexthops"][0]["ip"], "2001:db8:f::10", "{path}");
+    let installed = eventually("the IPv6 VIP installed by FRR", PATIENCE, || {
+        let v = frr.json(&format!("show ipv6 route {VIP6} json")).ok();
+        std::future::ready(
+            v.and_then(|v| v.get(VIP6)?.as_array()?.first().cloned())
+                .filter(|r| r["installed"] == Value::Bool(true)),
+        )
+    })
+    .await;
+    assert_eq!(
+        installed["nexthops"][0]["ip"], "2001:db8:f::10",
+        "{installed}"
+    );
+    // Traffic: fabric -> node (VRF table via the rule on fab0) -> pod.
+    let reached = (0..3).any(|_| {
+        lab.fabric
+            .exec(&["ping", "-6", "-c", "1", "-W", "2", "2001:db8:100::1"])
+            .is_ok()
+    });
+    assert!(reached, "the fabric does not reach the IPv6 VIP");
+    node.stop();
 }
