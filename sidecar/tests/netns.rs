@@ -8,8 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +20,6 @@ use bgp_core::wire::{Community, NextHop};
 use interop_tests::ours::{PATIENCE, asns, route, status, wait_no_route, wait_route};
 use interop_tests::{Netns, NsSpeaker, eventually, skip_unless_runnable, veth};
 use ipnet::IpNet;
-use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::sync::broadcast;
@@ -197,36 +195,10 @@ impl Drop for Sidecar {
     }
 }
 
-/// GET `path` from the sidecar's HTTP port inside `ns`: status and body.
-fn ns_get(ns: &Netns, port: u16, path: &str) -> Option<(u16, String)> {
-    let nspath = ns.path();
-    let path = path.to_owned();
-    std::thread::spawn(move || {
-        let f = File::open(&nspath).ok()?;
-        setns(&f, CloneFlags::CLONE_NEWNET).ok()?;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: sidecar\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-        Some((status, body))
-    })
-    .join()
-    .ok()
-    .flatten()
-}
-
 /// Waits until `path` answers `status`; its body.
 async fn wait_http(ns: &Netns, port: u16, path: &str, status: u16) -> String {
     eventually(&format!("{path} answering {status}"), PATIENCE, || async {
-        ns_get(ns, port, path)
+        ns.http_get(port, path)
             .filter(|(s, _)| *s == status)
             .map(|(_, b)| b)
     })
@@ -446,7 +418,7 @@ async fn gateway_vip_health_readyz_status_and_sigterm() {
     let t0 = Instant::now();
     sidecar.signal(Signal::SIGTERM);
     let t_withdraw = wait_event(&mut events, "the withdrawal on SIGTERM", withdrawn(vip)).await;
-    let (code, body) = ns_get(&t.pod, 9179, "/readyz").unwrap();
+    let (code, body) = t.pod.http_get(9179, "/readyz").unwrap();
     assert_eq!(
         (code, body.as_str()),
         (503, "not ready: shutting down\n"),
@@ -699,7 +671,7 @@ async fn sigterm_while_looking_for_the_node() {
     );
     sidecar.wait_log("no default gateway yet").await;
     sidecar.wait_log("added 198.51.100.80/32 to lo").await;
-    let (code, body) = ns_get(&pod, 9179, "/readyz").unwrap();
+    let (code, body) = pod.http_get(9179, "/readyz").unwrap();
     assert_eq!(code, 503);
     assert!(body.contains("looking for the node"), "{body}");
     let out = pod.exec(&[BIN, "status"]).unwrap();
@@ -757,7 +729,7 @@ async fn sigterm_graceful_marks_the_vip_then_closes() {
         vec![Community::new(65000, 81), Community::GRACEFUL_SHUTDOWN]
     );
     assert_eq!(a.local_pref, Some(0), "the node honors it");
-    let (code, body) = ns_get(&t.pod, 9179, "/readyz").unwrap();
+    let (code, body) = t.pod.http_get(9179, "/readyz").unwrap();
     assert_eq!((code, body.as_str()), (503, "not ready: shutting down\n"));
     let t_down = wait_event(&mut events, "the session going down", |e| {
         matches!(e, Event::NeighborState { neighbor, from: State::Established, .. } if *neighbor == pod)
