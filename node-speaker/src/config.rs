@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bgp_core::fsm::RemoteAs;
-use bgp_core::wire::{Community, LargeCommunity};
+use bgp_core::wire::{Community, LargeCommunity, Role};
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -114,6 +114,15 @@ pub struct FabricNeighbor {
     /// learned from its Router Advertisements, IPv4 routes go over IPv6 next
     /// hops (RFC 8950).
     pub interface: Option<String>,
+    /// TCP-MD5 key (RFC 2385): `password`, or read from `passwordFile`.
+    pub password: Option<Password>,
+    /// GTSM (RFC 5082): the neighbor is at most this many hops away.
+    pub ttl_security_hops: Option<u8>,
+    /// Our BGP role towards the neighbor (RFC 9234): `provider` means the
+    /// neighbor is our customer.
+    pub role: Option<Role>,
+    /// With `role`: refuse a neighbor that announces no role.
+    pub strict_role: bool,
 }
 
 impl FabricNeighbor {
@@ -160,6 +169,33 @@ pub struct PodGroup {
     pub large_communities: Vec<LargeCommunity>,
     /// Proposed hold time.
     pub hold_time: Duration,
+    /// TCP-MD5 key (RFC 2385) for every pod of the group: one prefix key per
+    /// peer range, a key per address for single addresses.
+    pub password: Option<Password>,
+    /// GTSM (RFC 5082): the pods are at most this many hops away.
+    pub ttl_security_hops: Option<u8>,
+}
+
+/// The longest TCP-MD5 key Linux takes (`TCP_MD5SIG_MAXKEYLEN`), in bytes.
+pub const MAX_PASSWORD_LEN: usize = 80;
+
+/// A TCP-MD5 key. Its `Debug` never shows it, so that a configuration
+/// printed in a log or an error does not carry it; [`Password::expose`]
+/// gives it to whoever needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// The key itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
 }
 
 impl NodeConfig {
@@ -279,6 +315,11 @@ struct RawFabric {
     #[serde(default)]
     description: String,
     hold_time: Option<Scalar>,
+    password: Option<String>,
+    password_file: Option<String>,
+    ttl_security_hops: Option<Scalar>,
+    role: Option<String>,
+    strict_role: Option<Scalar>,
 }
 
 #[derive(Deserialize)]
@@ -296,6 +337,9 @@ struct RawGroup {
     #[serde(default)]
     communities: Vec<String>,
     hold_time: Option<Scalar>,
+    password: Option<String>,
+    password_file: Option<String>,
+    ttl_security_hops: Option<Scalar>,
 }
 
 #[derive(Deserialize)]
@@ -695,6 +739,34 @@ impl Validator {
             None => RemoteAs::External,
             Some(v) => self.remote_as(&v, &format!("{at}.remoteAs"), false)?,
         };
+        let key_field = match (&f.password, &f.password_file) {
+            (Some(_), _) => "password",
+            (None, Some(_)) => "passwordFile",
+            (None, None) => "",
+        };
+        if interface.is_some() && !key_field.is_empty() {
+            // bgp-core keys the listeners for configured addresses and
+            // ranges only: a learned neighbor's signed SYNs would be dropped.
+            return Err(self.err(
+                format!("{at}.{key_field}"),
+                "TCP-MD5 needs the neighbor's address, and an interface neighbor's is learned: give address instead",
+            ));
+        }
+        let password = self.password(f.password, f.password_file, at)?;
+        let role = match f.role {
+            None => None,
+            Some(r) => Some(self.role(&r, &format!("{at}.role"))?),
+        };
+        let strict_role = match f.strict_role {
+            None => false,
+            Some(v) => self.bool(&v, &format!("{at}.strictRole"))?,
+        };
+        if strict_role && role.is_none() {
+            return Err(self.err(
+                format!("{at}.strictRole"),
+                "needs role (strict mode refuses a neighbor that announces no role; ours must be set)",
+            ));
+        }
         Ok(FabricNeighbor {
             address,
             port,
@@ -702,7 +774,105 @@ impl Validator {
             description: f.description,
             hold_time: self.hold_time(f.hold_time.as_ref(), &format!("{at}.holdTime"), 90)?,
             interface,
+            password,
+            ttl_security_hops: self.ttl_security_hops(f.ttl_security_hops, at)?,
+            role,
+            strict_role,
         })
+    }
+
+    /// `password` or `passwordFile` (read now; a relative path is relative
+    /// to the configuration file's directory), checked as a TCP-MD5 key.
+    /// Errors never show the key.
+    fn password(
+        &self,
+        inline: Option<String>,
+        file: Option<String>,
+        at: &str,
+    ) -> Result<Option<Password>, ConfigError> {
+        let (key, field, what) = match (inline, file) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    format!("{at}.passwordFile"),
+                    "give password or passwordFile, not both",
+                ));
+            }
+            (Some(key), None) => (key, format!("{at}.password"), "the password".to_owned()),
+            (None, Some(file)) => {
+                let field = format!("{at}.passwordFile");
+                let path = match self.file.parent() {
+                    Some(dir) => dir.join(file.trim()),
+                    None => PathBuf::from(file.trim()),
+                };
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    self.err(&field, format!("cannot read {}: {e}", path.display()))
+                })?;
+                // One trailing newline, as `echo` and editors leave it.
+                let key = match text.strip_suffix('\n') {
+                    Some(t) => t.strip_suffix('\r').unwrap_or(t),
+                    None => &text,
+                };
+                (
+                    key.to_owned(),
+                    field,
+                    format!("the key in {}", path.display()),
+                )
+            }
+        };
+        if key.is_empty() {
+            return Err(self.err(field, format!("{what} is empty")));
+        }
+        if key.len() > MAX_PASSWORD_LEN {
+            return Err(self.err(
+                field,
+                format!(
+                    "{what} has {} bytes: a TCP-MD5 key has at most {MAX_PASSWORD_LEN} (TCP_MD5SIG_MAXKEYLEN)",
+                    key.len()
+                ),
+            ));
+        }
+        if key.chars().any(char::is_control) {
+            return Err(self.err(
+                field,
+                format!("{what} holds a control character (a line break?)"),
+            ));
+        }
+        Ok(Some(Password(key)))
+    }
+
+    /// `ttlSecurityHops`: 1 to 254, as FRR's `ttl-security hops`.
+    fn ttl_security_hops(&self, v: Option<Scalar>, at: &str) -> Result<Option<u8>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let field = format!("{at}.ttlSecurityHops");
+        let n = self.u32(&v, &field, "a number of hops from 1 to 254")?;
+        match u8::try_from(n) {
+            Ok(n @ 1..=254) => Ok(Some(n)),
+            _ => Err(self.err(field, format!("{n} is not a number of hops from 1 to 254"))),
+        }
+    }
+
+    /// Our BGP role, named as FRR's `local-role` names it.
+    fn role(&self, v: &str, field: &str) -> Result<Role, ConfigError> {
+        match v.trim() {
+            "provider" => Ok(Role::Provider),
+            "rs" | "rs-server" => Ok(Role::RouteServer),
+            "rs-client" => Ok(Role::RouteServerClient),
+            "customer" => Ok(Role::Customer),
+            "peer" => Ok(Role::Peer),
+            other => Err(self.err(
+                field,
+                format!("{other:?} is not one of: provider, rs, rs-client, customer, peer"),
+            )),
+        }
+    }
+
+    fn bool(&self, v: &Scalar, field: &str) -> Result<bool, ConfigError> {
+        match v.0.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(self.err(field, format!("{other:?} is not true or false"))),
+        }
     }
 
     fn group(&self, g: RawGroup, at: &str, vrfs: &[Vrf]) -> Result<PodGroup, ConfigError> {
@@ -806,6 +976,8 @@ impl Validator {
             communities,
             large_communities,
             hold_time: self.hold_time(g.hold_time.as_ref(), &format!("{at}.holdTime"), 9)?,
+            password: self.password(g.password, g.password_file, at)?,
+            ttl_security_hops: self.ttl_security_hops(g.ttl_security_hops, at)?,
         })
     }
 
@@ -1357,6 +1529,234 @@ podGroups:
             }
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
+    }
+
+    /// The example with `extra` lines added to fabric[0] and podGroups[0]
+    /// (each a list of `key: value`).
+    fn secured(fabric: &str, group: &str) -> String {
+        let mut text = EXAMPLE.to_owned();
+        if !fabric.is_empty() {
+            text = text.replacen(
+                "    description: tor1\n",
+                &format!("    description: tor1\n    {fabric}\n"),
+                1,
+            );
+        }
+        if !group.is_empty() {
+            text = text.replacen(
+                "    holdTime: 9s\n",
+                &format!("    holdTime: 9s\n    {group}\n"),
+                1,
+            );
+        }
+        text
+    }
+
+    #[test]
+    fn security_settings_are_off_by_default() {
+        let c = parse(EXAMPLE).unwrap();
+        let f = &c.fabric[0];
+        assert_eq!(
+            (&f.password, f.ttl_security_hops, f.role),
+            (&None, None, None)
+        );
+        assert!(!f.strict_role);
+        let g = &c.pod_groups[0];
+        assert_eq!((&g.password, g.ttl_security_hops), (&None, None));
+    }
+
+    #[test]
+    fn fabric_security_settings_are_read() {
+        let c = parse(&secured(
+            "password: s3cret\n    ttlSecurityHops: 1\n    role: customer\n    strictRole: true",
+            "",
+        ))
+        .unwrap();
+        let f = &c.fabric[0];
+        assert_eq!(f.password.as_ref().map(Password::expose), Some("s3cret"));
+        assert_eq!(f.ttl_security_hops, Some(1));
+        assert_eq!(f.role, Some(Role::Customer));
+        assert!(f.strict_role);
+        for (name, role) in [
+            ("provider", Role::Provider),
+            ("rs", Role::RouteServer),
+            ("rs-server", Role::RouteServer),
+            ("rs-client", Role::RouteServerClient),
+            ("customer", Role::Customer),
+            ("peer", Role::Peer),
+        ] {
+            let c = parse(&secured(&format!("role: {name}"), "")).unwrap();
+            assert_eq!(c.fabric[0].role, Some(role), "{name}");
+            assert!(!c.fabric[0].strict_role, "strictRole defaults to false");
+        }
+        let c = parse(&secured("ttlSecurityHops: 254", "")).unwrap();
+        assert_eq!(c.fabric[0].ttl_security_hops, Some(254));
+        // YAML that reads as a number is still the key as written.
+        let c = parse(&secured("password: 007", "")).unwrap();
+        assert_eq!(c.fabric[0].password.as_ref().unwrap().expose(), "007");
+    }
+
+    #[test]
+    fn pod_group_security_settings_are_read() {
+        let c = parse(&secured("", "password: pods-key\n    ttlSecurityHops: 2")).unwrap();
+        let g = &c.pod_groups[0];
+        assert_eq!(g.password.as_ref().map(Password::expose), Some("pods-key"));
+        assert_eq!(g.ttl_security_hops, Some(2));
+    }
+
+    #[test]
+    fn a_password_file_is_read_at_load_less_one_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("tor1");
+        for (content, want) in [
+            ("s3cret\n", "s3cret"),
+            ("s3cret", "s3cret"),
+            ("s3cret\r\n", "s3cret"),
+            (" spaced key \n", " spaced key "),
+        ] {
+            std::fs::write(&key, content).unwrap();
+            let c = parse(&secured(&format!("passwordFile: {}", key.display()), "")).unwrap();
+            assert_eq!(c.fabric[0].password.as_ref().unwrap().expose(), want);
+            let c = parse(&secured("", &format!("passwordFile: {}", key.display()))).unwrap();
+            assert_eq!(c.pod_groups[0].password.as_ref().unwrap().expose(), want);
+        }
+        // A relative path is relative to the configuration file.
+        std::fs::write(&key, "rel\n").unwrap();
+        let config = dir.path().join("node.yaml");
+        let c = NodeConfig::parse(&secured("passwordFile: tor1", ""), &config).unwrap();
+        assert_eq!(c.fabric[0].password.as_ref().unwrap().expose(), "rel");
+    }
+
+    #[test]
+    fn passwords_never_show_in_debug_output() {
+        let c = parse(&secured("password: s3cret", "password: pods-key")).unwrap();
+        let shown = format!("{c:?} {:?}", c.fabric[0]);
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("pods-key"), "{shown}");
+        assert!(shown.contains("Password(<redacted>)"), "{shown}");
+    }
+
+    #[test]
+    fn security_errors_name_the_field_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let long = dir.path().join("long");
+        std::fs::write(&long, format!("{}\n", "k".repeat(81))).unwrap();
+        let two_lines = dir.path().join("two-lines");
+        std::fs::write(&two_lines, "key\n\n").unwrap();
+        let max = dir.path().join("max");
+        std::fs::write(&max, "k".repeat(80)).unwrap();
+        assert!(parse(&secured(&format!("passwordFile: {}", max.display()), "")).is_ok());
+        assert!(parse(&secured(&format!("password: {}", "k".repeat(80)), "")).is_ok());
+
+        let cases = [
+            (
+                secured("role: boss", ""),
+                "fabric[0].role: \"boss\" is not one of: provider, rs, rs-client, customer, peer"
+                    .to_owned(),
+            ),
+            (
+                secured("strictRole: maybe", ""),
+                "fabric[0].strictRole: \"maybe\" is not true or false".to_owned(),
+            ),
+            (
+                secured("strictRole: true", ""),
+                "fabric[0].strictRole: needs role".to_owned(),
+            ),
+            (
+                secured("ttlSecurityHops: 0", ""),
+                "fabric[0].ttlSecurityHops: 0 is not a number of hops from 1 to 254".to_owned(),
+            ),
+            (
+                secured("ttlSecurityHops: 255", ""),
+                "fabric[0].ttlSecurityHops: 255 is not a number of hops from 1 to 254".to_owned(),
+            ),
+            (
+                secured("", "ttlSecurityHops: 255"),
+                "podGroups[0].ttlSecurityHops: 255 is not a number of hops from 1 to 254"
+                    .to_owned(),
+            ),
+            (
+                secured("", "ttlSecurityHops: many"),
+                "podGroups[0].ttlSecurityHops: \"many\" is not a number of hops".to_owned(),
+            ),
+            (
+                secured("password: a\n    passwordFile: /etc/key", ""),
+                "fabric[0].passwordFile: give password or passwordFile, not both".to_owned(),
+            ),
+            (
+                secured("", "password: a\n    passwordFile: /etc/key"),
+                "podGroups[0].passwordFile: give password or passwordFile, not both".to_owned(),
+            ),
+            (
+                secured(&format!("passwordFile: {}", missing.display()), ""),
+                format!(
+                    "fabric[0].passwordFile: cannot read {}: ",
+                    missing.display()
+                ),
+            ),
+            (
+                secured("", &format!("passwordFile: {}", missing.display())),
+                format!(
+                    "podGroups[0].passwordFile: cannot read {}: ",
+                    missing.display()
+                ),
+            ),
+            (
+                secured(&format!("passwordFile: {}", empty.display()), ""),
+                format!(
+                    "fabric[0].passwordFile: the key in {} is empty",
+                    empty.display()
+                ),
+            ),
+            (
+                secured("password: ''", ""),
+                "fabric[0].password: the password is empty".to_owned(),
+            ),
+            (
+                secured(&format!("password: {}", "k".repeat(81)), ""),
+                "fabric[0].password: the password has 81 bytes: a TCP-MD5 key has at most 80"
+                    .to_owned(),
+            ),
+            (
+                secured("", &format!("passwordFile: {}", long.display())),
+                format!(
+                    "podGroups[0].passwordFile: the key in {} has 81 bytes: a TCP-MD5 key has at most 80",
+                    long.display()
+                ),
+            ),
+            (
+                secured(&format!("passwordFile: {}", two_lines.display()), ""),
+                format!(
+                    "fabric[0].passwordFile: the key in {} holds a control character",
+                    two_lines.display()
+                ),
+            ),
+        ];
+        for (text, want) in cases {
+            let got = error(&text);
+            assert!(got.starts_with(&want), "want {want:?}\n got {got:?}");
+            assert!(got.ends_with(&format!("({FILE})")), "{got}");
+            assert!(!got.contains("kkkk"), "the key is not shown: {got}");
+        }
+    }
+
+    #[test]
+    fn an_interface_neighbor_cannot_have_a_password() {
+        let text = with("- address: 192.0.2.1", "- interface: eth2\n    password: x");
+        let got = error(&text);
+        assert!(
+            got.starts_with("fabric[0].password: TCP-MD5 needs the neighbor's address"),
+            "{got}"
+        );
+        // GTSM and roles are fine there.
+        let text = with(
+            "- address: 192.0.2.1",
+            "- interface: eth2\n    ttlSecurityHops: 1\n    role: peer",
+        );
+        assert_eq!(parse(&text).unwrap().fabric[0].ttl_security_hops, Some(1));
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub fn pod_export(group: &PodGroup) -> RouteMap {
 }
 
 /// The neighbor template of a group's dynamic ranges: passive, the group's
-/// AS rule, hold time, guard and policies.
+/// AS rule, hold time, guard, policies, TCP-MD5 key and GTSM.
 pub fn pod_template(config: &NodeConfig, group: &PodGroup) -> NeighborConfig {
     let unspecified = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
     let mut n = NeighborConfig::new(unspecified, group.peer_as.clone());
@@ -108,6 +108,10 @@ pub fn pod_template(config: &NodeConfig, group: &PodGroup) -> NeighborConfig {
     n.guard = Some(Arc::new(import_guard(config, group)));
     n.import = Some(pod_import(config, group));
     n.export = Some(pod_export(group));
+    // In a range's template bgp-core makes the password one prefix key for
+    // the whole range.
+    n.password = group.password.as_ref().map(|p| p.expose().to_owned());
+    n.ttl_security = group.ttl_security_hops;
     n
 }
 
@@ -190,7 +194,7 @@ pub fn fabric_export(config: &NodeConfig) -> RouteMap {
 }
 
 /// A fabric neighbor: active, next hop self (also over iBGP), the fabric
-/// policies.
+/// policies, its TCP-MD5 key, GTSM and role.
 pub fn fabric_neighbor(config: &NodeConfig, f: &FabricNeighbor) -> NeighborConfig {
     let mut n = NeighborConfig::new(f.address, f.remote_as.clone());
     n.port = f.port;
@@ -204,6 +208,10 @@ pub fn fabric_neighbor(config: &NodeConfig, f: &FabricNeighbor) -> NeighborConfi
     n.next_hop_self = true;
     n.import = Some(fabric_import(config));
     n.export = Some(fabric_export(config));
+    n.password = f.password.as_ref().map(|p| p.expose().to_owned());
+    n.ttl_security = f.ttl_security_hops;
+    n.role = f.role;
+    n.role_strict = f.strict_role;
     n
 }
 
@@ -358,6 +366,39 @@ podGroups:
         assert_eq!(n.hold_time, 90);
         assert_eq!(n.description, "fabric");
         let _ = Arc::new(n);
+    }
+
+    #[test]
+    fn security_settings_reach_the_neighbors_and_range_templates() {
+        let c = config();
+        let n = fabric_neighbor(&c, &c.fabric[0]);
+        assert_eq!((n.password, n.ttl_security, n.role), (None, None, None));
+        assert!(dynamic_ranges(&c)[0].template.password.is_none());
+
+        let c = NodeConfig::parse(
+            r#"
+localAs: 65010
+routerId: 192.0.2.10
+fabric:
+  - {address: 192.0.2.1, password: tor-key, ttlSecurityHops: 1, role: customer, strictRole: true}
+podGroups:
+  - {name: lb, peers: [10.245.1.0/24, 10.245.2.9], password: pod-key, ttlSecurityHops: 2}
+"#,
+            Path::new("test.yaml"),
+        )
+        .unwrap();
+        let n = fabric_neighbor(&c, &c.fabric[0]);
+        assert_eq!(n.password.as_deref(), Some("tor-key"));
+        assert_eq!(n.ttl_security, Some(1));
+        assert_eq!(n.role, Some(bgp_core::wire::Role::Customer));
+        assert!(n.role_strict);
+        let ranges = dynamic_ranges(&c);
+        assert_eq!(ranges.len(), 2);
+        for r in &ranges {
+            assert_eq!(r.template.password.as_deref(), Some("pod-key"));
+            assert_eq!(r.template.ttl_security, Some(2));
+            assert_eq!(r.template.role, None);
+        }
     }
 
     #[test]

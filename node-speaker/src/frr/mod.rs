@@ -31,7 +31,8 @@
 //!   (`as_pg_<group>`: `^ASN(_ASN)*$`, or one AS when the group has no
 //!   fixed AS) and route maps `rm_pg_<group>_in` (adding
 //!   the group's communities) and `rm_pg_<group>_out` (nothing goes to
-//!   pods); `maximum-prefix`.
+//!   pods); `maximum-prefix`; the group's `password` and `ttl-security
+//!   hops` (FRR keys each listen range with the peer group's password).
 //!
 //! Two VRFRouteConfigurations with the same VRF and sequence, or one with
 //! two prefix items of the same sequence, are conflicts: the configurations
@@ -126,6 +127,10 @@ pub enum RenderError {
     /// Something is to be rendered at a hint the template lacks.
     #[error("the template has no #++{{{{{}}}}} line, and there is something to render there", .0.name())]
     MissingHint(Hint),
+    /// A pod group's password has whitespace, which FRR's `neighbor X
+    /// password WORD` cannot take.
+    #[error("pod group {0}: FRR takes a password of one word, without spaces")]
+    PasswordWithSpaces(String),
 }
 
 /// A rendered configuration and what was left out.
@@ -169,6 +174,13 @@ pub fn render(
     node: &NodeConfig,
     route_configs: &[VrfRouteConfiguration],
 ) -> Result<Rendered, RenderError> {
+    if let Some(g) = node.pod_groups.iter().find(|g| {
+        g.password
+            .as_ref()
+            .is_some_and(|p| p.expose().contains(char::is_whitespace))
+    }) {
+        return Err(RenderError::PasswordWithSpaces(g.name.clone()));
+    }
     let vrfs = vrfs_of(node);
     let (accepted, problems) = routecfg::check(route_configs, &vrfs);
     let mut parts: BTreeMap<Hint, String> = BTreeMap::new();
@@ -405,6 +417,14 @@ fn group_neighbors(g: &PodGroup) -> String {
     let hold = g.hold_time.as_secs();
     if hold > 0 {
         let _ = writeln!(s, " neighbor {pg} timers {} {hold}", (hold / 3).max(1));
+    }
+    // FRR keys the listen ranges with the peer group's password (prefix
+    // keys, as bgp-core does) and applies GTSM to each dynamic neighbor.
+    if let Some(p) = &g.password {
+        let _ = writeln!(s, " neighbor {pg} password {}", p.expose());
+    }
+    if let Some(hops) = g.ttl_security_hops {
+        let _ = writeln!(s, " neighbor {pg} ttl-security hops {hops}");
     }
     for range in &g.peers {
         let _ = writeln!(s, " bgp listen range {range} peer-group {pg}");

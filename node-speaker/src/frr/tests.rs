@@ -170,3 +170,16 @@ fn written_only_when_changed() {
     assert!(reload::write_if_changed(&path, "b\n").unwrap());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "b\n");
 }
+
+#[test]
+fn a_group_password_with_spaces_is_refused_not_rendered_half() {
+    let mut n = node();
+    let text = "localAs: 65010\nrouterId: 192.0.2.10\npodGroups: [{name: g, peers: [10.9.0.0/24], password: two words}]\n";
+    n.pod_groups = NodeConfig::parse(text, Path::new("t.yaml"))
+        .unwrap()
+        .pod_groups;
+    assert_eq!(
+        render(&template(), &n, &[]).unwrap_err().to_string(),
+        "pod group g: FRR takes a password of one word, without spaces"
+    );
+}

@@ -309,4 +309,13 @@ mod tests {
         assert!(p.passive);
         assert_eq!(p.description, "pod web/a (g)");
     }
+
+    #[test]
+    fn a_pod_neighbor_has_its_groups_password_and_gtsm() {
+        let c =
+            config("podGroups: [{name: g, peers: [10.0.0.1], password: k, ttlSecurityHops: 1}]");
+        let p = pod_neighbor(&c, &c.pod_groups[0], "10.0.0.1".parse().unwrap(), "web/a");
+        assert_eq!(p.password.as_deref(), Some("k"));
+        assert_eq!(p.ttl_security, Some(1));
+    }
 }
