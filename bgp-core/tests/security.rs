@@ -204,7 +204,7 @@ async fn bad_passwords_are_refused_by_the_api() {
     let t = 7;
     let a = speaker(t, 1, 65001).await;
     let mut n = neighbor(t, 1, 2);
-    n.password = Some("x".repeat(81));
+    n.password = Some("x".repeat(81).into());
     let e = a.add_neighbor(n).await.unwrap_err();
     assert!(matches!(e, SpeakerError::TcpMd5 { .. }), "{e}");
     assert!(e.to_string().contains("1 to 80 octets"), "{e}");

@@ -179,24 +179,8 @@ pub struct PodGroup {
 /// The longest TCP-MD5 key Linux takes (`TCP_MD5SIG_MAXKEYLEN`), in bytes.
 pub const MAX_PASSWORD_LEN: usize = 80;
 
-/// A TCP-MD5 key. Its `Debug` never shows it, so that a configuration
-/// printed in a log or an error does not carry it; [`Password::expose`]
-/// gives it to whoever needs it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    /// The key itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
+/// A TCP-MD5 key: bgp-core's, whose `Debug` never shows it.
+pub use bgp_core::speaker::Password;
 
 impl NodeConfig {
     /// Reads and validates a configuration file.
@@ -838,7 +822,7 @@ impl Validator {
                 format!("{what} holds a control character (a line break?)"),
             ));
         }
-        Ok(Some(Password(key)))
+        Ok(Some(Password::from(key)))
     }
 
     /// `ttlSecurityHops`: 1 to 254, as FRR's `ttl-security hops`.

@@ -110,7 +110,7 @@ pub fn pod_template(config: &NodeConfig, group: &PodGroup) -> NeighborConfig {
     n.export = Some(pod_export(group));
     // In a range's template bgp-core makes the password one prefix key for
     // the whole range.
-    n.password = group.password.as_ref().map(|p| p.expose().to_owned());
+    n.password = group.password.clone();
     n.ttl_security = group.ttl_security_hops;
     n
 }
@@ -208,7 +208,7 @@ pub fn fabric_neighbor(config: &NodeConfig, f: &FabricNeighbor) -> NeighborConfi
     n.next_hop_self = true;
     n.import = Some(fabric_import(config));
     n.export = Some(fabric_export(config));
-    n.password = f.password.as_ref().map(|p| p.expose().to_owned());
+    n.password = f.password.clone();
     n.ttl_security = f.ttl_security_hops;
     n.role = f.role;
     n.role_strict = f.strict_role;
@@ -388,14 +388,23 @@ podGroups:
         )
         .unwrap();
         let n = fabric_neighbor(&c, &c.fabric[0]);
-        assert_eq!(n.password.as_deref(), Some("tor-key"));
+        assert_eq!(
+            n.password.as_ref().map(bgp_core::speaker::Password::expose),
+            Some("tor-key")
+        );
         assert_eq!(n.ttl_security, Some(1));
         assert_eq!(n.role, Some(bgp_core::wire::Role::Customer));
         assert!(n.role_strict);
         let ranges = dynamic_ranges(&c);
         assert_eq!(ranges.len(), 2);
         for r in &ranges {
-            assert_eq!(r.template.password.as_deref(), Some("pod-key"));
+            assert_eq!(
+                r.template
+                    .password
+                    .as_ref()
+                    .map(bgp_core::speaker::Password::expose),
+                Some("pod-key")
+            );
             assert_eq!(r.template.ttl_security, Some(2));
             assert_eq!(r.template.role, None);
         }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bgp_core::fsm::{RemoteAs, State};
 use bgp_core::policy::RouteMap;
-use bgp_core::speaker::{NeighborConfig, SpeakerConfig};
+use bgp_core::speaker::{NeighborConfig, Password, SpeakerConfig};
 use interop_tests::{FRR_BINARIES, Frr, Netns, NsSpeaker, eventually, skip_unless_runnable, veth};
 
 const BIN: &str = env!("CARGO_BIN_EXE_podpeer-node");
@@ -169,7 +169,7 @@ async fn pod(
     n.hold_time = 9;
     n.import = Some(RouteMap::accept_all("in"));
     n.export = Some(RouteMap::accept_all("out"));
-    n.password = password.map(str::to_owned);
+    n.password = password.map(Password::from);
     n.ttl_security = hops;
     s.add_neighbor(n).await.unwrap();
     s

@@ -188,7 +188,7 @@ pub struct NeighborConfig {
     /// In a range template, one key for the whole range (a prefix key on the
     /// listeners). At most 80 octets. A connection with a missing or wrong
     /// signature never completes its TCP handshake.
-    pub password: Option<String>,
+    pub password: Option<Password>,
     /// GTSM / TTL security (RFC 5082), as FRR's `neighbor X ttl-security
     /// hops N`: the neighbor is at most this many hops away (1: directly
     /// connected). We send with TTL 255 and drop packets that arrive with a
@@ -281,4 +281,44 @@ pub struct DynamicRange {
     pub template: NeighborConfig,
     /// The most neighbors the range admits at once.
     pub limit: usize,
+}
+
+/// A TCP-MD5 key (RFC 2385). Its `Debug` does not show it, so a logged
+/// configuration does not leak it; [`Password::expose`] gives it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Password(String);
+
+impl Password {
+    /// The key itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Its length in octets.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it is empty (never a valid key).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl From<String> for Password {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for Password {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
 }

@@ -48,7 +48,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 pub use config::{
-    BGP_PORT, DynamicRange, GracefulRestartConfig, MaxPrefixes, NeighborConfig, SpeakerConfig,
+    BGP_PORT, DynamicRange, GracefulRestartConfig, MaxPrefixes, NeighborConfig, Password,
+    SpeakerConfig,
 };
 pub use feed::{FeedEntry, RouteFeed};
 pub use interface::InterfaceNeighbor;

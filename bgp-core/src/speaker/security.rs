@@ -168,7 +168,7 @@ impl SpeakerTask {
         };
         let peers = host(config.address);
         self.listeners
-            .set_key(peers, key)
+            .set_key(peers, key.expose())
             .map_err(|source| SpeakerError::TcpMd5 { peers, source })
     }
 
@@ -199,7 +199,7 @@ impl SpeakerTask {
         let peers = range.prefix;
         check_password(&range.template)
             .and_then(|()| match &range.template.password {
-                Some(key) => self.listeners.set_key(peers, key),
+                Some(key) => self.listeners.set_key(peers, key.expose()),
                 None => {
                     self.remove_range_key(peers);
                     Ok(())
@@ -259,7 +259,7 @@ fn gtsm(socket: &impl AsFd, v6: bool, hops: u8) -> io::Result<()> {
 pub(crate) fn before_connect(socket: &socket2::Socket, config: &NeighborConfig) -> io::Result<()> {
     let v6 = config.address.is_ipv6();
     if let Some(key) = &config.password {
-        sockopt::set_md5_key(socket, v6, config.address, None, key.as_bytes())?;
+        sockopt::set_md5_key(socket, v6, config.address, None, key.expose().as_bytes())?;
     }
     if let Some(hops) = config.ttl_security {
         gtsm(socket, v6, hops)?;
@@ -363,11 +363,11 @@ mod tests {
     fn passwords_are_checked() {
         let mut n = NeighborConfig::new("192.0.2.1".parse().unwrap(), crate::fsm::RemoteAs::Any);
         assert!(check_password(&n).is_ok());
-        n.password = Some("x".repeat(80));
+        n.password = Some("x".repeat(80).into());
         assert!(check_password(&n).is_ok());
-        n.password = Some("x".repeat(81));
+        n.password = Some("x".repeat(81).into());
         assert!(check_password(&n).is_err());
-        n.password = Some(String::new());
+        n.password = Some("".into());
         assert!(check_password(&n).is_err());
     }
 }

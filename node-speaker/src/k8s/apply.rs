@@ -315,7 +315,7 @@ mod tests {
         let c =
             config("podGroups: [{name: g, peers: [10.0.0.1], password: k, ttlSecurityHops: 1}]");
         let p = pod_neighbor(&c, &c.pod_groups[0], "10.0.0.1".parse().unwrap(), "web/a");
-        assert_eq!(p.password.as_deref(), Some("k"));
+        assert_eq!(p.password.as_ref().map(|p| p.expose()), Some("k"));
         assert_eq!(p.ttl_security, Some(1));
     }
 }
