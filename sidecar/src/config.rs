@@ -18,6 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bgp_core::fsm::RemoteAs;
+use bgp_core::speaker::Password;
 use bgp_core::wire::Community;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,8 @@ pub const DEFAULT_RISE: u32 = 2;
 pub const DEFAULT_FALL: u32 = 2;
 /// The HTTP status an HTTP check expects unless told otherwise.
 pub const DEFAULT_EXPECT_STATUS: u16 = 200;
+/// The longest TCP-MD5 key the kernel takes (`TCP_MD5SIG_MAXKEYLEN`).
+pub const MAX_PASSWORD_LEN: usize = 80;
 
 /// One scalar setting: its YAML key, flag, environment variable and default.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +74,9 @@ keys! {
     "drainTime", "--drain-time", "PODPEER_DRAIN_TIME", "5s";
     "http", "--http", "PODPEER_HTTP", "0.0.0.0:9179";
     "shutdown", "--shutdown", "PODPEER_SHUTDOWN", "graceful";
+    "password", "--password", "PODPEER_PASSWORD", "none";
+    "passwordFile", "--password-file", "PODPEER_PASSWORD_FILE", "none";
+    "ttlSecurityHops", "--ttl-security-hops", "PODPEER_TTL_SECURITY_HOPS", "none";
 }
 
 /// The setting `name` (one of [`KEYS`]).
@@ -330,6 +336,14 @@ pub struct Config {
     pub vips: Vec<Vip>,
     /// What SIGTERM does with the VIPs.
     pub shutdown: ShutdownMode,
+    /// The TCP-MD5 key (RFC 2385) of every session with the node, from
+    /// `password` or read from `passwordFile`. Its `Debug` hides it.
+    pub password: Option<Password>,
+    /// The file the key was read from (what `--check-config` shows).
+    pub password_file: Option<PathBuf>,
+    /// GTSM (RFC 5082): the node is at most this many hops away (1 to 254);
+    /// we send with TTL 255 and drop what arrives with less than 256 - hops.
+    pub ttl_security_hops: Option<u8>,
 }
 
 /// A YAML scalar of any type (string, number, boolean), kept as text so that
@@ -414,8 +428,8 @@ pub struct RawVip {
     pub check: Option<RawCheck>,
 }
 
-/// The YAML file's shape.
-#[derive(Debug, Default, Deserialize)]
+/// The YAML file's shape (no `Debug`: it holds the password as written).
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawFile {
     node: Option<Scalar>,
@@ -430,13 +444,38 @@ struct RawFile {
     http: Option<Scalar>,
     vips: Option<Vec<RawVip>>,
     shutdown: Option<Scalar>,
+    password: Option<Scalar>,
+    password_file: Option<Scalar>,
+    ttl_security_hops: Option<Scalar>,
 }
 
-/// The values one source gives, each with where it came from.
-#[derive(Debug, Clone, Default)]
+/// The values one source gives, each with where it came from. Its `Debug`
+/// hides the password.
+#[derive(Clone, Default)]
 pub struct Layer {
     values: BTreeMap<&'static str, (String, Origin)>,
     vips: Option<(Vec<RawVip>, Origin)>,
+}
+
+impl fmt::Debug for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let values: BTreeMap<&str, (&str, &Origin)> = self
+            .values
+            .iter()
+            .map(|(name, (v, origin))| {
+                let v = if *name == "password" {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
+                (*name, (v, origin))
+            })
+            .collect();
+        f.debug_struct("Layer")
+            .field("values", &values)
+            .field("vips", &self.vips)
+            .finish()
+    }
 }
 
 impl Layer {
@@ -464,7 +503,10 @@ impl Layer {
         let raw: RawFile = if text.trim().is_empty() {
             RawFile::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| yaml_error(&origin, &e.to_string()))?
+            // Without the snippet of the file it would add: any line of it
+            // may hold the password (a misspelt key too).
+            serde_saphyr::from_str(text)
+                .map_err(|e| yaml_error(&origin, &e.without_snippet().to_string()))?
         };
         let mut layer = Self::default();
         let scalars = [
@@ -479,6 +521,9 @@ impl Layer {
             ("drainTime", raw.drain_time),
             ("http", raw.http),
             ("shutdown", raw.shutdown),
+            ("password", raw.password),
+            ("passwordFile", raw.password_file),
+            ("ttlSecurityHops", raw.ttl_security_hops),
         ];
         for (name, value) in scalars {
             if let Some(Scalar(v)) = value {
@@ -561,6 +606,12 @@ pub fn resolve(layers: &[Layer]) -> Result<Config, ConfigError> {
         None => Vec::new(),
     };
     let shutdown = field(layers, "shutdown", |v| v.parse::<ShutdownMode>())?;
+    let (password, password_file) = resolve_password(layers)?;
+    let ttl_security_hops = optional(layers, "ttlSecurityHops")
+        .map(|(v, origin)| {
+            parse_ttl_security_hops(&v).map_err(|m| ConfigError::new(&origin, "ttlSecurityHops", m))
+        })
+        .transpose()?;
     Ok(Config {
         node,
         node_as,
@@ -574,7 +625,93 @@ pub fn resolve(layers: &[Layer]) -> Result<Config, ConfigError> {
         http,
         vips,
         shutdown,
+        password,
+        password_file,
+        ttl_security_hops,
     })
+}
+
+/// The value of `name` from the first layer that has it; `None` when none
+/// has (a setting that is off by default).
+fn optional(layers: &[Layer], name: &'static str) -> Option<(String, Origin)> {
+    layers.iter().find_map(|l| l.values.get(name).cloned())
+}
+
+/// `password` or `passwordFile` (each from its highest layer), never both;
+/// the file is read now, a relative path given in the config file being
+/// relative to that file's directory. The key with the file it came from.
+/// No error shows the key.
+fn resolve_password(layers: &[Layer]) -> Result<(Option<Password>, Option<PathBuf>), ConfigError> {
+    let inline = optional(layers, "password");
+    let file = optional(layers, "passwordFile");
+    let (key, origin, field, what, path) = match (inline, file) {
+        (None, None) => return Ok((None, None)),
+        (Some((_, origin)), Some((_, file_origin))) => {
+            return Err(ConfigError::new(
+                &origin,
+                "password",
+                format!(
+                    "give password or passwordFile, not both (passwordFile is set by {file_origin})"
+                ),
+            ));
+        }
+        (Some((key, origin)), None) => (key, origin, "password", "the password".to_owned(), None),
+        (None, Some((file, origin))) => {
+            let file = file.trim();
+            if file.is_empty() {
+                return Err(ConfigError::new(
+                    &origin,
+                    "passwordFile",
+                    "the path is empty",
+                ));
+            }
+            let path = match &origin {
+                Origin::File(config) => config
+                    .parent()
+                    .map_or_else(|| PathBuf::from(file), |dir| dir.join(file)),
+                _ => PathBuf::from(file),
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::new(
+                    &origin,
+                    "passwordFile",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            // One trailing newline, as `echo` and editors leave it.
+            let key = match text.strip_suffix('\n') {
+                Some(t) => t.strip_suffix('\r').unwrap_or(t),
+                None => &text,
+            };
+            let what = format!("the key in {}", path.display());
+            (key.to_owned(), origin, "passwordFile", what, Some(path))
+        }
+    };
+    let err = |m: String| ConfigError::new(&origin, field, m);
+    if key.is_empty() {
+        return Err(err(format!("{what} is empty")));
+    }
+    if key.len() > MAX_PASSWORD_LEN {
+        return Err(err(format!(
+            "{what} has {} bytes: a TCP-MD5 key has at most {MAX_PASSWORD_LEN} (TCP_MD5SIG_MAXKEYLEN)",
+            key.len()
+        )));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(err(format!(
+            "{what} holds a control character (a line break?)"
+        )));
+    }
+    Ok((Some(Password::from(key)), path))
+}
+
+fn parse_ttl_security_hops(s: &str) -> Result<u8, String> {
+    match s.trim().parse::<u8>() {
+        Ok(n @ 1..=254) => Ok(n),
+        _ => Err(format!(
+            "invalid hop count {s:?}: expected 1 to 254 (1: the node is directly connected)"
+        )),
+    }
 }
 
 /// The value of `name` from the first layer that has it, else its default,
@@ -1061,6 +1198,8 @@ pub fn fmt_duration(d: Duration) -> String {
 }
 
 /// The configuration as YAML in the file format (what `--check-config` prints).
+/// A password read from a file shows as its `passwordFile`; one given inline
+/// only as a comment saying it is set.
 pub fn to_yaml(c: &Config) -> String {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
@@ -1106,6 +1245,10 @@ pub fn to_yaml(c: &Config) -> String {
         http: String,
         vips: Vec<OutVip>,
         shutdown: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        password_file: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ttl_security_hops: Option<u8>,
     }
     let vips = c
         .vips
@@ -1154,8 +1297,16 @@ pub fn to_yaml(c: &Config) -> String {
         http: c.http.to_string(),
         vips,
         shutdown: c.shutdown.to_string(),
+        password_file: c.password_file.as_ref().map(|p| p.display().to_string()),
+        ttl_security_hops: c.ttl_security_hops,
     };
-    serde_saphyr::to_string(&out).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    let mut text =
+        serde_saphyr::to_string(&out).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+    // A key given inline is never printed, not even here.
+    if c.password.is_some() && c.password_file.is_none() {
+        text.push_str("# password: set, not shown\n");
+    }
+    text
 }
 
 #[cfg(test)]

@@ -520,7 +520,28 @@ pub fn neighbor_config(config: &Config, plan: &SessionPlan) -> NeighborConfig {
     n.export = Some(export_vips(plan));
     n.next_hop_v4 = plan.next_hop_v4;
     n.next_hop_v6 = plan.next_hop_v6;
+    secure(config, &mut n);
     n
+}
+
+/// The session security every session with the node gets: the TCP-MD5 key
+/// on our connection and GTSM. The sidecar never listens, so the key on its
+/// outgoing socket is all it takes, for an unnumbered (learned) node too.
+pub fn secure(config: &Config, n: &mut NeighborConfig) {
+    n.password.clone_from(&config.password);
+    n.ttl_security = config.ttl_security_hops;
+}
+
+/// How the logs name the session security (never the key).
+fn security_note(config: &Config) -> String {
+    let mut s = String::new();
+    if config.password.is_some() {
+        s.push_str(", TCP-MD5");
+    }
+    if let Some(h) = config.ttl_security_hops {
+        s.push_str(&format!(", GTSM {h} hop(s)"));
+    }
+    s
 }
 
 /// Runs one VIP's check every interval, sending each outcome.
@@ -811,12 +832,13 @@ async fn start_bgp(
     for s in &sessions {
         let families: Vec<String> = s.families.iter().map(|f| f.to_string()).collect();
         info!(
-            "peering with node {} ({}), AS {}, local AS {}, router id {router_id}, {}",
+            "peering with node {} ({}), AS {}, local AS {}, router id {router_id}, {}{}",
             s.peer.address,
             s.peer.via,
             config.node_as,
             config.local_as,
-            families.join(" + ")
+            families.join(" + "),
+            security_note(config)
         );
         speaker.add_neighbor(neighbor_config(config, s)).await?;
     }
@@ -888,9 +910,12 @@ async fn start_unnumbered(
     n.template.description = format!("node (unnumbered on {iface})");
     n.template.import = Some(import_nothing());
     n.template.export = Some(RouteMap::accept_all("export-vips"));
+    secure(config, &mut n.template);
     info!(
-        "peering with the node unnumbered on {iface}, AS {}, local AS {}, router id {router_id}",
-        config.node_as, config.local_as
+        "peering with the node unnumbered on {iface}, AS {}, local AS {}, router id {router_id}{}",
+        config.node_as,
+        config.local_as,
+        security_note(config)
     );
     speaker.add_interface_neighbor(n).await?;
     for v in app.vips().iter_mut() {

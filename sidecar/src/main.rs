@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use bgp_core::speaker::Password;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use podpeer_sidecar::config::{self, ConfigError, Layer, Origin};
@@ -104,6 +105,26 @@ struct RunArgs {
     #[arg(long, env = "PODPEER_SHUTDOWN", value_name = "MODE")]
     shutdown: Option<String>,
 
+    /// TCP-MD5 key (RFC 2385) of the sessions with the node, as the node's
+    /// pod group has it: 1 to 80 bytes, no control characters. Prefer
+    /// --password-file (a flag shows in the process list); not with it.
+    /// [default: none]
+    #[arg(long, env = "PODPEER_PASSWORD", value_name = "KEY", hide_env_values = true, value_parser = secret)]
+    password: Option<Password>,
+
+    /// File holding the TCP-MD5 key (a mounted Secret), read on start, one
+    /// trailing newline dropped; in the config file, relative to its
+    /// directory. Not with --password. [default: none]
+    #[arg(long, env = "PODPEER_PASSWORD_FILE", value_name = "FILE")]
+    password_file: Option<String>,
+
+    /// GTSM (RFC 5082), as the node's pod group has it: the node is at most
+    /// this many hops away (1 to 254; 1: directly connected). We send with
+    /// TTL 255 and drop what arrives with a TTL below 256 - hops.
+    /// [default: none]
+    #[arg(long, env = "PODPEER_TTL_SECURITY_HOPS", value_name = "HOPS")]
+    ttl_security_hops: Option<String>,
+
     /// A VIP: PREFIX[,check=URL][,expect=STATUS][,interval=2s][,timeout=1s][,rise=2][,fall=2][,med=N][,community=ASN:VALUE]...
     /// Repeat for more;
     /// the list replaces the file's (in the environment, separate with `;`).
@@ -152,6 +173,12 @@ fn flag_layer(m: &ArgMatches, args: &RunArgs) -> Result<Layer, ConfigError> {
         ("drainTime", "drain_time", &args.drain_time),
         ("http", "http", &args.http),
         ("shutdown", "shutdown", &args.shutdown),
+        ("passwordFile", "password_file", &args.password_file),
+        (
+            "ttlSecurityHops",
+            "ttl_security_hops",
+            &args.ttl_security_hops,
+        ),
     ];
     for (name, id, value) in scalars {
         if let Some(v) = value
@@ -161,10 +188,20 @@ fn flag_layer(m: &ArgMatches, args: &RunArgs) -> Result<Layer, ConfigError> {
             layer.set(name, v.clone(), Origin::Flag(flag.into()));
         }
     }
+    if let Some(p) = &args.password
+        && given("password")
+    {
+        layer.set("password", p.expose(), Origin::Flag("--password".into()));
+    }
     if given("vips") {
         layer.set_vip_specs(&args.vips, Origin::Flag("--vip".into()))?;
     }
     Ok(layer)
+}
+
+/// Keeps `--password` as a [`Password`], so that `RunArgs`' `Debug` hides it.
+fn secret(s: &str) -> Result<Password, std::convert::Infallible> {
+    Ok(Password::from(s))
 }
 
 fn load(m: &ArgMatches, args: &RunArgs) -> Result<config::Config, ConfigError> {

@@ -525,3 +525,274 @@ fn shutdown_mode_from_each_source() {
         to_yaml(&c)
     );
 }
+
+const KEY: &str = "s3cret-pod-key";
+
+/// A config file `sidecar.yaml` with `text` next to a key file `key` holding
+/// `key`; the directory, and the file's layer.
+fn file_with_key(text: &str, key: &str) -> (tempfile::TempDir, Layer) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), key).unwrap();
+    let path = dir.path().join("sidecar.yaml");
+    std::fs::write(&path, text).unwrap();
+    let layer = Layer::from_file(&path).unwrap();
+    (dir, layer)
+}
+
+#[test]
+fn session_security_is_off_by_default() {
+    let c = resolve(&[]).unwrap();
+    assert_eq!(c.password, None);
+    assert_eq!(c.password_file, None);
+    assert_eq!(c.ttl_security_hops, None);
+    let y = to_yaml(&c);
+    assert!(
+        !y.contains("password") && !y.contains("ttlSecurityHops"),
+        "{y}"
+    );
+}
+
+#[test]
+fn password_and_hops_from_each_layer() {
+    let c = resolve(&[file(&format!("password: {KEY}\nttlSecurityHops: 1\n"))]).unwrap();
+    assert_eq!(c.password, Some(Password::from(KEY)));
+    assert_eq!(c.password_file, None);
+    assert_eq!(c.ttl_security_hops, Some(1));
+
+    let e = env(&[
+        ("PODPEER_PASSWORD", "from-env"),
+        ("PODPEER_TTL_SECURITY_HOPS", "2"),
+    ])
+    .unwrap();
+    let c = resolve(std::slice::from_ref(&e)).unwrap();
+    assert_eq!(c.password, Some(Password::from("from-env")));
+    assert_eq!(c.ttl_security_hops, Some(2));
+
+    let fl = flags(&[("password", "from-flag"), ("ttlSecurityHops", "254")]);
+    let c = resolve(std::slice::from_ref(&fl)).unwrap();
+    assert_eq!(c.password, Some(Password::from("from-flag")));
+    assert_eq!(c.ttl_security_hops, Some(254));
+
+    // Precedence: flag > environment > file, for each setting.
+    let f = file(&format!("password: {KEY}\nttlSecurityHops: 1\n"));
+    let c = resolve(&[fl, e.clone(), f.clone()]).unwrap();
+    assert_eq!(c.password, Some(Password::from("from-flag")));
+    assert_eq!(c.ttl_security_hops, Some(254));
+    let c = resolve(&[e, f.clone()]).unwrap();
+    assert_eq!(c.password, Some(Password::from("from-env")));
+    assert_eq!(c.ttl_security_hops, Some(2));
+    let c = resolve(&[flags(&[("ttlSecurityHops", "3")]), f]).unwrap();
+    assert_eq!(c.password, Some(Password::from(KEY)), "file under a flag");
+    assert_eq!(c.ttl_security_hops, Some(3));
+}
+
+#[test]
+fn password_file_relative_to_the_config_file() {
+    let (dir, f) = file_with_key("passwordFile: key\n", &format!("{KEY}\n"));
+    let c = resolve(&[f]).unwrap();
+    assert_eq!(c.password, Some(Password::from(KEY)), "one newline trimmed");
+    assert_eq!(c.password_file, Some(dir.path().join("key")));
+
+    // From the environment and a flag the path is taken as given.
+    let abs = dir.path().join("key");
+    let abs = abs.to_str().unwrap();
+    let c = resolve(&[env(&[("PODPEER_PASSWORD_FILE", abs)]).unwrap()]).unwrap();
+    assert_eq!(c.password, Some(Password::from(KEY)));
+    assert_eq!(c.password_file.as_deref(), Some(Path::new(abs)));
+    let c = resolve(&[flags(&[("passwordFile", abs)])]).unwrap();
+    assert_eq!(c.password, Some(Password::from(KEY)));
+
+    // A flag's passwordFile over the file's.
+    std::fs::write(dir.path().join("other"), "other-key").unwrap();
+    let (_d2, f) = file_with_key("passwordFile: key\n", KEY);
+    let other = dir.path().join("other");
+    let c = resolve(&[flags(&[("passwordFile", other.to_str().unwrap())]), f]).unwrap();
+    assert_eq!(c.password, Some(Password::from("other-key")));
+
+    // CRLF, as a file written on Windows; no newline at all.
+    for content in [format!("{KEY}\r\n"), KEY.to_owned()] {
+        let (_d, f) = file_with_key("passwordFile: key\n", &content);
+        assert_eq!(resolve(&[f]).unwrap().password, Some(Password::from(KEY)));
+    }
+}
+
+#[test]
+fn password_and_password_file_together_are_refused() {
+    let (_d, f) = file_with_key(&format!("password: {KEY}\npasswordFile: key\n"), KEY);
+    let e = resolve(&[f]).unwrap_err();
+    assert_eq!(e.field, "password");
+    assert!(e.message.contains("not both"), "{e}");
+    assert!(!e.to_string().contains(KEY), "{e}");
+
+    // Also from different sources, each named.
+    let (_d, f) = file_with_key("passwordFile: key\n", KEY);
+    let e = resolve(&[flags(&[("password", KEY)]), f]).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.starts_with("flag --password: password: give password or passwordFile, not both"),
+        "{text}"
+    );
+    assert!(text.contains("sidecar.yaml"), "{text}");
+    assert!(!text.contains(KEY), "{text}");
+    let e = resolve(&[
+        env(&[("PODPEER_PASSWORD_FILE", "/run/secrets/key")]).unwrap(),
+        file(&format!("password: {KEY}\n")),
+    ])
+    .unwrap_err();
+    assert_eq!(e.origin, Origin::File("/etc/podpeer/sidecar.yaml".into()));
+    assert!(
+        e.to_string()
+            .contains("set by environment variable PODPEER_PASSWORD_FILE"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_passwords_are_named_without_the_key() {
+    let long = "k".repeat(81);
+    let cases: Vec<(Layer, &str, &str)> = vec![
+        (
+            file("password: \"\"\n"),
+            "config file \"/etc/podpeer/sidecar.yaml\": password: the password is empty",
+            "",
+        ),
+        (
+            env(&[("PODPEER_PASSWORD", &long)]).unwrap(),
+            "environment variable PODPEER_PASSWORD: password: the password has 81 bytes: a TCP-MD5 key has at most 80 (TCP_MD5SIG_MAXKEYLEN)",
+            &long,
+        ),
+        (
+            flags(&[("password", "tab\there")]),
+            "flag --password: password: the password holds a control character (a line break?)",
+            "tab\there",
+        ),
+        (
+            file("password: \"two\\nlines\"\n"),
+            "config file \"/etc/podpeer/sidecar.yaml\": password: the password holds a control character (a line break?)",
+            "two\nlines",
+        ),
+    ];
+    for (layer, want, key) in cases {
+        let e = resolve(&[layer]).unwrap_err();
+        assert_eq!(e.to_string(), want);
+        if !key.is_empty() {
+            assert!(!e.to_string().contains(key), "{e}");
+        }
+    }
+    // 80 bytes is the most.
+    let c = resolve(&[flags(&[("password", &"k".repeat(80))])]).unwrap();
+    assert_eq!(c.password.map(|p| p.len()), Some(80));
+}
+
+#[test]
+fn bad_password_files_are_named_without_the_key() {
+    let (dir, f) = file_with_key("passwordFile: key\n", "\n");
+    let e = resolve(&[f]).unwrap_err();
+    let key_path = dir.path().join("key");
+    assert_eq!(e.field, "passwordFile");
+    assert_eq!(
+        e.message,
+        format!("the key in {} is empty", key_path.display())
+    );
+    assert!(
+        matches!(&e.origin, Origin::File(p) if p.ends_with("sidecar.yaml")),
+        "{e}"
+    );
+
+    // Two trailing newlines: only one is trimmed.
+    let (_d, f) = file_with_key("passwordFile: key\n", &format!("{KEY}\n\n"));
+    let e = resolve(&[f]).unwrap_err();
+    assert!(e.message.contains("control character"), "{e}");
+    assert!(!e.to_string().contains(KEY), "{e}");
+
+    let long = "x".repeat(100);
+    let (_d, f) = file_with_key("passwordFile: key\n", &long);
+    let e = resolve(&[f]).unwrap_err();
+    assert!(e.message.contains("has 100 bytes"), "{e}");
+    assert!(!e.to_string().contains(&long), "{e}");
+
+    let e = resolve(&[env(&[("PODPEER_PASSWORD_FILE", "/nonexistent/key")]).unwrap()]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "environment variable PODPEER_PASSWORD_FILE: passwordFile: cannot read /nonexistent/key: No such file or directory (os error 2)"
+    );
+    let e = resolve(&[flags(&[("passwordFile", " ")])]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "flag --password-file: passwordFile: the path is empty"
+    );
+    // Relative to the config file's directory, not the working directory.
+    let e = resolve(&[file("passwordFile: secrets/key\n")]).unwrap_err();
+    assert!(
+        e.message
+            .starts_with("cannot read /etc/podpeer/secrets/key: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn ttl_security_hops_range() {
+    for ok in ["1", "254", " 64 "] {
+        let c = resolve(&[flags(&[("ttlSecurityHops", ok)])]).unwrap();
+        assert_eq!(c.ttl_security_hops, Some(ok.trim().parse().unwrap()));
+    }
+    for bad in ["0", "255", "-1", "one", ""] {
+        let e = resolve(&[env(&[("PODPEER_TTL_SECURITY_HOPS", bad)]).unwrap()]).unwrap_err();
+        assert_eq!(e.origin, Origin::Env("PODPEER_TTL_SECURITY_HOPS".into()));
+        assert_eq!(e.field, "ttlSecurityHops");
+        assert!(e.message.contains("expected 1 to 254"), "{e}");
+    }
+    let e = file_err("ttlSecurityHops: 300\n");
+    assert_eq!(
+        e.to_string(),
+        "config file \"/etc/podpeer/sidecar.yaml\": ttlSecurityHops: invalid hop count \"300\": expected 1 to 254 (1: the node is directly connected)"
+    );
+}
+
+/// The key is in no `Debug` of the configuration, nor in what
+/// `--check-config` prints, nor in a YAML error about the file.
+#[test]
+fn the_key_is_never_shown() {
+    let f = file(&format!("password: {KEY}\nttlSecurityHops: 1\n"));
+    let e = env(&[("PODPEER_PASSWORD", KEY)]).unwrap();
+    let fl = flags(&[("password", KEY)]);
+    for layer in [&f, &e, &fl] {
+        let d = format!("{layer:?}");
+        assert!(!d.contains(KEY), "{d}");
+        assert!(d.contains("<redacted>"), "{d}");
+    }
+    let c = resolve(&[fl, e, f]).unwrap();
+    let d = format!("{c:?}");
+    assert!(!d.contains(KEY), "{d}");
+    assert!(d.contains("Password(<redacted>)"), "{d}");
+    let y = to_yaml(&c);
+    assert!(!y.contains(KEY), "{y}");
+    assert!(y.contains("# password: set, not shown\n"), "{y}");
+    assert!(y.contains("ttlSecurityHops: 1\n"), "{y}");
+
+    // A file's key shows as the file.
+    let (dir, f) = file_with_key("passwordFile: key\nttlSecurityHops: 2\n", KEY);
+    let c = resolve(&[f]).unwrap();
+    assert!(!format!("{c:?}").contains(KEY));
+    let y = to_yaml(&c);
+    assert!(!y.contains(KEY), "{y}");
+    assert!(
+        y.contains(&format!(
+            "passwordFile: {}\n",
+            dir.path().join("key").display()
+        )),
+        "{y}"
+    );
+    assert_eq!(resolve(&[file(&y)]).unwrap(), c, "reads back:\n{y}");
+
+    // YAML errors carry no snippet of the file: any line may hold the key.
+    for text in [
+        format!("password: {KEY}\n  bad: [\n"),
+        format!("pasword: {KEY}\n"),
+        format!("password: {KEY}\nvips: 5\n"),
+    ] {
+        let e = file_err(&text);
+        assert!(!e.to_string().contains(KEY), "{e}");
+        assert!(e.to_string().contains("line"), "{e}");
+    }
+}
