@@ -165,3 +165,103 @@ fn status_without_a_sidecar_fails_clearly() {
         stderr(&o)
     );
 }
+
+/// The session security settings through the real binary: each source,
+/// the key file relative to the config file, exit 2 on a bad or doubled
+/// key, and the key in none of stdout, stderr or `--help`.
+#[test]
+fn session_security_settings_never_show_the_key() {
+    const KEY: &str = "s3cret-pod-key";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("secret")).unwrap();
+    std::fs::write(dir.path().join("secret/key"), format!("{KEY}\n")).unwrap();
+    let file = dir.path().join("sidecar.yaml");
+    std::fs::write(&file, "passwordFile: secret/key\nttlSecurityHops: 1\n").unwrap();
+    let f = file.to_str().unwrap();
+    let shown = |o: &Output| format!("{}{}", stdout(o), stderr(o));
+
+    // From the file (relative to it, whatever the working directory).
+    let o = run(&["--config", f, "--check-config"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let key_path = dir.path().join("secret/key");
+    assert!(
+        out.contains(&format!("passwordFile: {}\n", key_path.display())),
+        "{out}"
+    );
+    assert!(out.contains("ttlSecurityHops: 1\n"), "{out}");
+    assert!(!shown(&o).contains(KEY), "{}", shown(&o));
+
+    // Environment over file for the hops; an inline key from the environment
+    // together with the file's passwordFile is refused, naming both.
+    let o = run(
+        &["--config", f, "--check-config"],
+        &[
+            ("PODPEER_PASSWORD", KEY),
+            ("PODPEER_TTL_SECURITY_HOPS", "2"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", shown(&o));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!(
+            "podpeer-sidecar: environment variable PODPEER_PASSWORD: password: give password or passwordFile, not both (passwordFile is set by config file {f:?})"
+        )
+    );
+    let o = run(
+        &["--check-config"],
+        &[
+            ("PODPEER_PASSWORD", KEY),
+            ("PODPEER_TTL_SECURITY_HOPS", "2"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("ttlSecurityHops: 2\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("# password: set, not shown\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!shown(&o).contains(KEY), "{}", shown(&o));
+
+    // Flags: a bad key or hop count exits 2 naming the flag.
+    let long = "k".repeat(81);
+    let o = run(&["--password", &long, "--check-config"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o).trim(),
+        "podpeer-sidecar: flag --password: password: the password has 81 bytes: a TCP-MD5 key has at most 80 (TCP_MD5SIG_MAXKEYLEN)"
+    );
+    let o = run(&["--ttl-security-hops", "255", "--check-config"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("flag --ttl-security-hops: ttlSecurityHops: invalid hop count \"255\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &["--password-file", "/nonexistent/key", "--check-config"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with(
+            "podpeer-sidecar: flag --password-file: passwordFile: cannot read /nonexistent/key: "
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    // --help names the variables but never the key's value.
+    let o = run(&["--help"], &[("PODPEER_PASSWORD", KEY)]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    assert!(help.contains("--password <KEY>"), "{help}");
+    assert!(help.contains("PODPEER_PASSWORD_FILE"), "{help}");
+    assert!(help.contains("--ttl-security-hops <HOPS>"), "{help}");
+    assert!(!help.contains(KEY), "{help}");
+}
