@@ -82,6 +82,24 @@ impl Netns {
         run(Command::new("ip").args(["-n", &self.name]).args(args))
     }
 
+    /// A `TcpExt` counter of the namespace's `/proc/net/netstat` (its name
+    /// without the prefix, e.g. `TCPMD5Failure`); `None` when the kernel has
+    /// no such counter.
+    pub fn tcp_ext(&self, name: &str) -> Option<u64> {
+        let text = self.exec(&["cat", "/proc/net/netstat"]).ok()?;
+        let lines: Vec<&str> = text.lines().collect();
+        lines.chunks(2).find_map(|pair| {
+            let [names, values] = pair else { return None };
+            let names = names.strip_prefix("TcpExt:")?;
+            let values = values.strip_prefix("TcpExt:")?;
+            names
+                .split_whitespace()
+                .zip(values.split_whitespace())
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| v.parse().ok())
+        })
+    }
+
     /// `GET path` from `127.0.0.1:port` inside the namespace (a daemon's
     /// HTTP server there): the status code and the body; `None` when nothing
     /// answers.

@@ -100,14 +100,7 @@ async fn stays_down(us: &NsSpeaker, frr: &Frr, peer: IpAddr, frr_peer: &str, d: 
 
 /// A TcpExt counter of a namespace (`/proc/net/netstat`).
 fn tcp_ext(ns: &Netns, name: &str) -> u64 {
-    let text = ns.exec(&["cat", "/proc/net/netstat"]).unwrap();
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("TcpExt:")).collect();
-    let (names, values) = (lines[0], lines[1]);
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == name)
-        .and_then(|(_, v)| v.parse().ok())
+    ns.tcp_ext(name)
         .unwrap_or_else(|| panic!("no TcpExt {name}"))
 }
 

@@ -46,8 +46,13 @@ async fn routes(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    metrics_text(&app.registry)
+}
+
+/// `registry` in the OpenMetrics text format, as `/metrics` answers.
+pub(crate) fn metrics_text(registry: &prometheus_client::registry::Registry) -> Response {
     let mut text = String::new();
-    match prometheus_client::encoding::text::encode(&mut text, &app.registry) {
+    match prometheus_client::encoding::text::encode(&mut text, registry) {
         Ok(()) => (
             [(
                 header::CONTENT_TYPE,

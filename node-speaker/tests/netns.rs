@@ -8,7 +8,7 @@
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bgp_core::fsm::{RemoteAs, State};
@@ -19,7 +19,9 @@ use interop_tests::{FRR_BINARIES, Frr, Netns, NsSpeaker, eventually, skip_unless
 use ipnet::IpNet;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_podpeer-node");
+mod support;
+
+use support::node::{BIN, NodeProc};
 const PATIENCE: Duration = Duration::from_secs(20);
 const NODE: &str = "10.244.1.1";
 const NODE_AS: u32 = 65010;
@@ -70,77 +72,6 @@ podGroups:
     table: 101
 "#
     )
-}
-
-/// The running daemon; SIGTERM and wait on drop, its log printed when the
-/// test fails.
-struct NodeProc {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl NodeProc {
-    fn start(ns: &Netns, config: &Path, log: &Path) -> Self {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let child = ns
-            .command(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .env("PODPEER_LOG", "info,podpeer_node=debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        Self {
-            child: Some(child),
-            log: log.to_path_buf(),
-        }
-    }
-
-    /// SIGTERM, and wait for a clean exit.
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "podpeer-node exited with {status}");
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("podpeer-node did not stop on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() || std::env::var_os("INTEROP_LOGS").is_some() {
-            eprintln!(
-                "--- podpeer-node log:\n{}",
-                interop_tests::tail(&self.log, 200)
-            );
-        }
-    }
 }
 
 fn json(ns: &Netns, args: &[&str]) -> Value {
@@ -357,7 +288,12 @@ impl Lab {
     }
 
     fn start_node(&self, config: &Path) -> NodeProc {
-        NodeProc::start(&self.node, config, &self.dir.path().join("node.log"))
+        NodeProc::start(
+            &self.node,
+            config,
+            &self.dir.path().join("node.log"),
+            "info,podpeer_node=debug",
+        )
     }
 
     fn frr(&self) -> Frr {
@@ -913,7 +849,12 @@ podGroups:
         ),
     )
     .unwrap();
-    let mut proc = NodeProc::start(&node, &config, &dir.path().join("node.log"));
+    let mut proc = NodeProc::start(
+        &node,
+        &config,
+        &dir.path().join("node.log"),
+        "info,podpeer_node=debug",
+    );
     let s = pod(&pods, "10.244.1.2", 64600, RouteMap::accept_all("out")).await;
     pod_up(&s).await;
     announce(&s, VIP).await;

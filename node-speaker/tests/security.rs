@@ -9,16 +9,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use bgp_core::fsm::{RemoteAs, State};
 use bgp_core::policy::RouteMap;
 use bgp_core::speaker::{NeighborConfig, Password, SpeakerConfig};
 use interop_tests::{FRR_BINARIES, Frr, Netns, NsSpeaker, eventually, skip_unless_runnable, veth};
 
-const BIN: &str = env!("CARGO_BIN_EXE_podpeer-node");
+mod support;
+
+use support::node::{BIN, NodeProc};
 /// Generous: the machine is small and busy.
 const PATIENCE: Duration = Duration::from_secs(30);
 const NODE: &str = "10.244.1.1";
@@ -28,99 +29,9 @@ const FABRIC_AS: u32 = 65000;
 const TOR_KEY: &str = "s3cret-tor-key";
 const POD_KEY: &str = "pod-group-key";
 
-/// The running daemon; killed on drop, its log printed when the test fails.
-struct NodeProc {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl NodeProc {
-    fn start(ns: &Netns, config: &Path, log: &Path) -> Self {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let child = ns
-            .command(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            // Everything podpeer and bgp-core log, to check no key is in it.
-            .env("PODPEER_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        Self {
-            child: Some(child),
-            log: log.to_path_buf(),
-        }
-    }
-
-    /// SIGTERM, and wait for a clean exit.
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "podpeer-node exited with {status}");
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("podpeer-node did not stop on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() || std::env::var_os("INTEROP_LOGS").is_some() {
-            eprintln!(
-                "--- podpeer-node log:\n{}",
-                interop_tests::tail(&self.log, 200)
-            );
-        }
-    }
-}
-
-/// A counter of the namespace's `/proc/net/netstat` (`TcpExt` names without
-/// the prefix, e.g. `TCPMD5Failure`); 0 when the kernel has no such counter.
+/// A `TcpExt` counter of the namespace; 0 when the kernel has none.
 fn tcp_counter(ns: &Netns, name: &str) -> u64 {
-    let text = ns.exec(&["cat", "/proc/net/netstat"]).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    for pair in lines.chunks(2) {
-        let [names, values] = pair else { continue };
-        let (Some(names), Some(values)) = (
-            names.strip_prefix("TcpExt:"),
-            values.strip_prefix("TcpExt:"),
-        ) else {
-            continue;
-        };
-        if let Some((_, v)) = names
-            .split_whitespace()
-            .zip(values.split_whitespace())
-            .find(|(n, _)| *n == name)
-        {
-            return v.parse().unwrap();
-        }
-    }
-    0
+    ns.tcp_ext(name).unwrap_or(0)
 }
 
 /// Waits until the namespace's counter `name` has grown past `from`.
@@ -251,7 +162,7 @@ async fn the_fabric_session_comes_up_only_with_the_password_in_the_file() {
         tcp_counter(&fabric, "TCPMD5Failure"),
         tcp_counter(&node, "TCPMD5Failure"),
     );
-    let mut n = NodeProc::start(&node, &config, &log);
+    let mut n = NodeProc::start(&node, &config, &log, "debug");
     counter_grows(&fabric, "TCPMD5Failure", fab_before).await;
     counter_grows(&node, "TCPMD5Failure", node_before).await;
     assert!(
@@ -264,7 +175,7 @@ async fn the_fabric_session_comes_up_only_with_the_password_in_the_file() {
     // The Secret's key, with the newline `kubectl create secret --from-file`
     // keeps.
     std::fs::write(&key, format!("{TOR_KEY}\n")).unwrap();
-    let n = NodeProc::start(&node, &config, &log);
+    let n = NodeProc::start(&node, &config, &log, "debug");
     eventually("the fabric session Established", PATIENCE, || {
         std::future::ready(frr.established("192.0.2.10").then_some(()))
     })
@@ -304,7 +215,7 @@ async fn pods_peer_into_a_group_with_a_password_only_with_it() {
         ),
     )
     .unwrap();
-    let n = NodeProc::start(&node, &config, &dir.path().join("node.log"));
+    let n = NodeProc::start(&node, &config, &dir.path().join("node.log"), "debug");
     let counters =
         ["TCPMD5NotFound", "TCPMD5Failure", "TCPMinTTLDrop"].map(|c| tcp_counter(&node, c));
 

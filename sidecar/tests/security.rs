@@ -111,32 +111,10 @@ fn node_speaker(node: &Netns) -> NsSpeaker {
     NsSpeaker::start(node, c).unwrap()
 }
 
-/// A counter of the namespace's `/proc/net/netstat` (`TcpExt` names without
-/// the prefix, e.g. `TCPMD5Failure`); `None` when the kernel has no such
-/// counter.
-fn tcp_counter(ns: &Netns, name: &str) -> Option<u64> {
-    let text = ns.exec(&["cat", "/proc/net/netstat"]).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    lines.chunks(2).find_map(|pair| {
-        let [names, values] = pair else { return None };
-        let names = names.strip_prefix("TcpExt:")?;
-        let values = values.strip_prefix("TcpExt:")?;
-        names
-            .split_whitespace()
-            .zip(values.split_whitespace())
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.parse().unwrap())
-    })
-}
-
 /// Waits until the namespace's counter `name` has grown by `by` from `from`.
 async fn counter_grows(ns: &Netns, name: &str, from: u64, by: u64) {
     eventually(&format!("TcpExt{name} to grow by {by}"), PATIENCE, || {
-        std::future::ready(
-            tcp_counter(ns, name)
-                .filter(|v| *v >= from + by)
-                .map(|_| ()),
-        )
+        std::future::ready(ns.tcp_ext(name).filter(|v| *v >= from + by).map(|_| ()))
     })
     .await;
 }
@@ -167,8 +145,10 @@ async fn only_the_pod_with_the_key_and_gtsm_peers() {
         })
         .await
         .unwrap();
-    let md5_failures = tcp_counter(&node, "TCPMD5Failure").expect("a kernel with TCP-MD5");
-    let ttl_drops = tcp_counter(&node, "TCPMinTTLDrop");
+    let md5_failures = node
+        .tcp_ext("TCPMD5Failure")
+        .expect("a kernel with TCP-MD5");
+    let ttl_drops = node.tcp_ext("TCPMinTTLDrop");
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -299,7 +279,9 @@ async fn unnumbered_pod_signs_its_connection() {
         ]
     };
 
-    let md5_failures = tcp_counter(&node, "TCPMD5Failure").expect("a kernel with TCP-MD5");
+    let md5_failures = node
+        .tcp_ext("TCPMD5Failure")
+        .expect("a kernel with TCP-MD5");
     let wrong_args = args("wrong-key");
     let wrong_args: Vec<&str> = wrong_args.iter().map(String::as_str).collect();
     let wrong = Sidecar::start(&pod, d, "wrong", &wrong_args, &[]);

@@ -1,9 +1,11 @@
-//! Shared by the Kubernetes tests: the API server double, the RBAC check
-//! against `deploy/rbac.yaml`, and a pod's BGP speaker on loopback.
+//! Shared by the node's tests: the API server double, the RBAC check
+//! against `deploy/rbac.yaml`, a pod's BGP speaker on loopback, and the
+//! daemon run in a namespace.
 
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod node;
 
 use std::collections::BTreeSet;
 use std::future::Future;
