@@ -82,6 +82,31 @@ impl Netns {
         run(Command::new("ip").args(["-n", &self.name]).args(args))
     }
 
+    /// The link-local address of `ifname`, once the kernel has given it one
+    /// (waiting up to 5 s).
+    pub fn link_local(&self, ifname: &str) -> io::Result<Ipv6Addr> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = self.ip(&["-6", "-o", "addr", "show", "dev", ifname, "scope", "link"])?;
+            let found = out
+                .split_whitespace()
+                .skip_while(|w| *w != "inet6")
+                .nth(1)
+                .and_then(|a| a.split('/').next())
+                .and_then(|a| a.parse().ok());
+            if let Some(a) = found {
+                return Ok(a);
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::other(format!(
+                    "no link-local address on {ifname} in {}",
+                    self.name
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A `TcpExt` counter of the namespace's `/proc/net/netstat` (its name
     /// without the prefix, e.g. `TCPMD5Failure`); `None` when the kernel has
     /// no such counter.

@@ -29,31 +29,6 @@ fn link(a: &Netns, b: &Netns) {
     veth(a, "eth0", &[], b, "eth0", &[]).unwrap();
 }
 
-/// The link-local address of `eth0` in `ns`, once the kernel has given it one.
-fn link_local(ns: &Netns) -> Ipv6Addr {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = ns
-            .ip(&["-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"])
-            .unwrap();
-        let addr = out
-            .split_whitespace()
-            .skip_while(|w| *w != "inet6")
-            .nth(1)
-            .and_then(|a| a.split('/').next())
-            .and_then(|a| a.parse().ok());
-        if let Some(a) = addr {
-            return a;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no link-local address in {}",
-            ns.name()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn ifindex(ns: &Netns) -> u32 {
     let out = ns.ip(&["-o", "link", "show", "dev", "eth0"]).unwrap();
     out.split(':').next().unwrap().trim().parse().unwrap()
@@ -230,7 +205,7 @@ async fn frr_unnumbered_both_ways_and_ping() {
     link(&a, &b);
     loopback(&a, "10.200.1.1/32", "2001:db8:1::1/128");
     loopback(&b, "10.200.2.1/32", "2001:db8:2::1/128");
-    let (our_ll, their_ll) = (link_local(&a), link_local(&b));
+    let (our_ll, their_ll) = (a.link_local("eth0").unwrap(), b.link_local("eth0").unwrap());
     let frr = start_frr(&b, FRR_AS, "10.200.2.1", "10.200.2.1/32", "2001:db8:2::/48");
     let (us, start) = our_speaker(&a, OUR_AS, Ipv4Addr::new(10, 200, 1, 1)).await;
     let st = established_with(&us, their_ll).await;
@@ -320,7 +295,7 @@ async fn frr_unnumbered_both_ways_and_ping() {
         .unwrap();
     b.ip(&["link", "set", "eth0", "up"]).unwrap();
     let moved = Instant::now();
-    let their_new = link_local(&b);
+    let their_new = b.link_local("eth0").unwrap();
     assert_ne!(their_new, their_ll);
     established_with(&us, their_new).await;
     eventually("FRR established again", PATIENCE, || async {
@@ -352,7 +327,7 @@ async fn two_speakers_follow_an_address_change() {
     let c = Netns::new("c").unwrap();
     let d = Netns::new("d").unwrap();
     link(&c, &d);
-    let (c_ll, d_ll) = (link_local(&c), link_local(&d));
+    let (c_ll, d_ll) = (c.link_local("eth0").unwrap(), d.link_local("eth0").unwrap());
     let (sc, start) = our_speaker(&c, OUR_AS, Ipv4Addr::new(10, 200, 5, 1)).await;
     let (sd, _) = our_speaker(&d, OUR_AS + 1, Ipv4Addr::new(10, 200, 6, 1)).await;
     established_with(&sc, d_ll).await;
@@ -404,7 +379,7 @@ async fn two_speakers_follow_an_address_change() {
         .unwrap();
     d.ip(&["link", "set", "eth0", "up"]).unwrap();
     let moved = Instant::now();
-    let d_new = link_local(&d);
+    let d_new = d.link_local("eth0").unwrap();
     assert_ne!(d_new, d_ll);
     established_with(&sc, d_new).await;
     let back = moved.elapsed();
@@ -447,7 +422,7 @@ async fn link_local_dynamic_range() {
     let c = Netns::new("c").unwrap();
     let d = Netns::new("d").unwrap();
     link(&c, &d);
-    let (c_ll, d_ll) = (link_local(&c), link_local(&d));
+    let (c_ll, d_ll) = (c.link_local("eth0").unwrap(), d.link_local("eth0").unwrap());
     let speaker = |ns: &Netns, asn, id| {
         let mut config = SpeakerConfig::new(asn, id);
         config.listen = vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 179)];
@@ -520,7 +495,10 @@ async fn several_peers_on_a_bridge() {
         veth(ns, "eth0", &[], &hub, &port, &[]).unwrap();
         hub.ip(&["link", "set", &port, "master", "br0"]).unwrap();
     }
-    let lls: Vec<Ipv6Addr> = nss.iter().map(link_local).collect();
+    let lls: Vec<Ipv6Addr> = nss
+        .iter()
+        .map(|ns| ns.link_local("eth0").unwrap())
+        .collect();
     let mut speakers = Vec::new();
     for (i, ns) in nss.iter().enumerate() {
         let id = Ipv4Addr::new(10, 200, 9, i as u8 + 1);

@@ -73,28 +73,6 @@ impl Topo {
         Ipv6Addr::new(0xfd77, u16::from(self.n), 0, 0, 0, 0, 0, 1)
     }
 
-    /// The link-local address of an interface (waiting for the kernel to
-    /// assign it).
-    fn link_local(ns: &Netns, ifname: &str) -> Ipv6Addr {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let out = ns
-                .ip(&["-6", "-o", "addr", "show", "dev", ifname, "scope", "link"])
-                .unwrap();
-            if let Some(a) = out
-                .split_whitespace()
-                .skip_while(|w| *w != "inet6")
-                .nth(1)
-                .and_then(|a| a.split('/').next())
-                .and_then(|a| a.parse().ok())
-            {
-                return a;
-            }
-            assert!(Instant::now() < deadline, "no link-local on {ifname}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     /// The node's bgp-core speaker: listening on every address, accepting
     /// the pod from `ranges` with remote-as external and import accept-all.
     async fn node_speaker(&self, ranges: &[&str]) -> NsSpeaker {
@@ -469,8 +447,8 @@ async fn gateway_vip_health_readyz_status_and_sigterm() {
 async fn dual_stack_pod_peers_twice() {
     skip_unless_runnable!(&[]);
     let t = Topo::new(2);
-    let node_ll = Topo::link_local(&t.node, "pod0");
-    let pod_ll = Topo::link_local(&t.pod, "eth0");
+    let node_ll = t.node.link_local("pod0").unwrap();
+    let pod_ll = t.pod.link_local("eth0").unwrap();
     t.pod
         .ip(&["route", "add", "default", "via", &t.node_v4().to_string()])
         .unwrap();
@@ -611,7 +589,7 @@ async fn unnumbered_pod_announces_ipv4_over_link_local() {
     let node = Netns::new("node").unwrap();
     let pod = Netns::new("pod").unwrap();
     veth(&pod, "eth0", &[], &node, "pod0", &[]).unwrap();
-    let pod_ll = Topo::link_local(&pod, "eth0");
+    let pod_ll = pod.link_local("eth0").unwrap();
     let mut c = SpeakerConfig::new(NODE_AS, Ipv4Addr::new(10, 77, 9, 1));
     c.listen = vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 179)];
     let speaker = NsSpeaker::start(&node, c).unwrap();

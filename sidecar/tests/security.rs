@@ -15,7 +15,6 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use bgp_core::fsm::{RemoteAs, State};
 use bgp_core::policy::RouteMap;
@@ -251,7 +250,7 @@ async fn unnumbered_pod_signs_its_connection() {
     let node = Netns::new("node").unwrap();
     let pod = Netns::new("pod").unwrap();
     veth(&pod, "eth0", &[], &node, "pod0", &[]).unwrap();
-    let pod_ll = link_local(&pod, "eth0");
+    let pod_ll = pod.link_local("eth0").unwrap();
     let speaker = node_speaker(&node);
     let mut n = pod_group_template(IpAddr::V6(pod_ll));
     n.passive = true;
@@ -302,26 +301,4 @@ async fn unnumbered_pod_signs_its_connection() {
     assert!(logs.contains("unnumbered on eth0"), "{logs}");
     assert!(logs.contains("TCP-MD5, GTSM 1 hop(s)"), "{logs}");
     assert!(!logs.contains(KEY), "{logs}");
-}
-
-/// The link-local address of an interface (waiting for the kernel to
-/// assign it).
-fn link_local(ns: &Netns, ifname: &str) -> Ipv6Addr {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = ns
-            .ip(&["-6", "-o", "addr", "show", "dev", ifname, "scope", "link"])
-            .unwrap();
-        if let Some(a) = out
-            .split_whitespace()
-            .skip_while(|w| *w != "inet6")
-            .nth(1)
-            .and_then(|a| a.split('/').next())
-            .and_then(|a| a.parse().ok())
-        {
-            return a;
-        }
-        assert!(Instant::now() < deadline, "no link-local on {ifname}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
