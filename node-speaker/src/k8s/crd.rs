@@ -90,8 +90,13 @@ pub struct PodPeeringSpec {
     /// Graceful restart towards the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graceful_restart: Option<GracefulRestart>,
-    /// A TCP-MD5 password for the sessions, from a Secret in the
-    /// PodPeering's namespace.
+    /// A TCP-MD5 password (RFC 2385) for the sessions: a key of a Secret in
+    /// the PodPeering's namespace labelled `podpeer.io/bgp-password: "true"`
+    /// (the nodes see no other Secrets). The value: 1 to 80 bytes of text
+    /// without control characters (one trailing newline is dropped). A
+    /// rotated value restarts the sessions with the new key. While the
+    /// Secret, its key or a valid value is missing, no pod is admitted
+    /// (`SecretNotFound`, `InvalidSecret`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyRef>,
 }
@@ -186,8 +191,8 @@ pub struct NodePeeringStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready` (every selected pod's session Established; reasons
-    /// `Established`, `SessionsDown`, `InvalidSpec`, `NoNodeConfig`,
-    /// `Unsupported`) and `Conflict` (a pod also selected by another
+    /// `Established`, `SessionsDown`, `NoPeers`, `InvalidSpec`,
+    /// `SecretNotFound`, `InvalidSecret`, `NoNodeConfig`) and `Conflict` (a pod also selected by another
     /// PodPeering; reasons `PodTakenByOther`, `PodSharedWithOther`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]

@@ -4,6 +4,7 @@
 //!
 //! - [`crd`]: the custom resources as Rust types (the CRDs are generated);
 //! - [`selector`]: label selectors;
+//! - [`secret`]: TCP-MD5 keys from labelled Secrets (`passwordSecretRef`);
 //! - [`watch`]: the watches and their stores;
 //! - [`model`]: from a snapshot of the stores to the node configuration and
 //!   per-PodPeering reports, pure;
@@ -23,6 +24,7 @@ pub mod crd;
 pub mod model;
 pub mod readiness;
 pub mod report;
+pub mod secret;
 pub mod selector;
 pub mod vrfroute;
 pub mod watch;

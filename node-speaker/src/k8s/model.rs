@@ -40,6 +40,7 @@ use kube::ResourceExt;
 use serde_json::{Value, json};
 
 use super::crd::{Mode, NodeBGPConfig, PodPeering};
+use super::secret::{self, Secrets};
 use super::selector;
 use crate::config::{NodeConfig, PodGroup};
 
@@ -75,6 +76,9 @@ pub struct Snapshot {
     pub services: Vec<Arc<Service>>,
     /// Every ServiceCIDR (Kubernetes 1.33 and later; forbidden).
     pub service_cidrs: Vec<Arc<ServiceCIDR>>,
+    /// The Secrets labelled for BGP keys (`passwordSecretRef`), by
+    /// `namespace/name`; `Debug` shows key names only.
+    pub secrets: Secrets,
 }
 
 /// `namespace/name`.
@@ -108,8 +112,8 @@ pub struct NodeProblem {
 pub struct PeeringReport {
     /// Its generation.
     pub generation: Option<i64>,
-    /// Why it is not applied (`InvalidSpec`, `Unsupported`, `NoNodeConfig`),
-    /// with the message.
+    /// Why it is not applied (`InvalidSpec`, `SecretNotFound`,
+    /// `InvalidSecret`, `NoNodeConfig`), with the message.
     pub problem: Option<(String, String)>,
     /// `Conflict` condition: reason and message, when it shares a pod.
     pub conflict: Option<(String, String)>,
@@ -170,9 +174,20 @@ pub fn plan(snap: &Snapshot, settings: &Settings) -> Plan {
             .filter(|e| e.state == PEER)
             .flat_map(|e| e.addresses.iter().copied())
             .collect();
-        if report.problem.is_none() {
-            report.problem = unsupported(p);
-        }
+        // Never a session without the password asked for.
+        let password = match &p.spec.password_secret_ref {
+            Some(r) if report.problem.is_none() => {
+                let ns = p.namespace().unwrap_or_default();
+                match secret::password(&snap.secrets, &ns, r) {
+                    Ok(pw) => Some(pw),
+                    Err(e) => {
+                        report.problem = Some((e.reason.into(), e.message));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         match (&node, &report.problem) {
             (_, Some(_)) => {}
             (Err(np), None) => {
@@ -182,7 +197,10 @@ pub fn plan(snap: &Snapshot, settings: &Settings) -> Plan {
                 ));
             }
             (Ok(base), None) if !peers.is_empty() => match group(p, &key, base, &peers) {
-                Ok(g) => groups.push(g),
+                Ok(mut g) => {
+                    g.password = password;
+                    groups.push(g);
+                }
                 Err(e) => report.problem = Some(("InvalidSpec".into(), e)),
             },
             (Ok(_), None) => {}
@@ -206,19 +224,6 @@ pub fn plan(snap: &Snapshot, settings: &Settings) -> Plan {
         c
     });
     out
-}
-
-/// What the node cannot do yet that a PodPeering asks for.
-fn unsupported(p: &PodPeering) -> Option<(String, String)> {
-    if p.spec.password_secret_ref.is_some() {
-        return Some((
-            "Unsupported".into(),
-            "passwordSecretRef (TCP-MD5) is not supported by this podpeer-node yet: \
-             no session is set up rather than one without the password"
-                .into(),
-        ));
-    }
-    None
 }
 
 #[derive(Debug, Clone, Default)]
@@ -748,6 +753,7 @@ mod tests {
                 ),
             ],
             service_cidrs: Vec::new(),
+            secrets: Secrets::new(),
         }
     }
 
@@ -962,7 +968,7 @@ mod tests {
     }
 
     #[test]
-    fn host_network_pods_never_peer_and_passwords_are_refused() {
+    fn host_network_pods_never_peer() {
         let mut snap = snapshot();
         snap.pods = vec![obj(json!({
             "metadata": {"name": "h", "namespace": "web", "labels": {"app": "lb"}},
@@ -972,19 +978,61 @@ mod tests {
         let p = plan(&snap, &settings());
         assert_eq!(p.peerings["web/lb"].pods["web/h"].state, "HostNetwork");
         assert!(p.config.unwrap().pod_groups.is_empty());
+    }
+
+    #[test]
+    fn a_password_secret_ref_gives_the_group_its_key_or_no_pod_peers() {
         let mut snap = snapshot();
         snap.peerings = vec![peering(
             "web",
             "lb",
             "2026-01-01T00:00:00Z",
-            json!({"podSelector": {}, "passwordSecretRef": {"name": "s", "key": "k"}}),
+            json!({"podSelector": {}, "passwordSecretRef": {"name": "bgp", "key": "k"}}),
         )];
+        // No (labelled) Secret: a problem, no group, no peer.
+        let p = plan(&snap, &settings());
+        let (reason, message) = p.peerings["web/lb"].problem.clone().unwrap();
+        assert_eq!(reason, "SecretNotFound");
+        assert!(message.contains("no Secret web/bgp labelled"), "{message}");
+        assert_eq!(p.peerings["web/lb"].pods["web/lb-1"].state, "InvalidSpec");
+        assert!(p.config.unwrap().pod_groups.is_empty());
+        // A Secret of the same name in another namespace does not count.
+        snap.secrets.insert(
+            "other/bgp".into(),
+            secret::SecretKeys::from_pairs([("k", &b"s3cret"[..])]),
+        );
+        assert_eq!(
+            plan(&snap, &settings()).peerings["web/lb"]
+                .problem
+                .clone()
+                .unwrap()
+                .0,
+            "SecretNotFound"
+        );
+        // A key that is no TCP-MD5 key.
+        snap.secrets.insert(
+            "web/bgp".into(),
+            secret::SecretKeys::from_pairs([("k", &[b'x'; 81][..])]),
+        );
         let p = plan(&snap, &settings());
         assert_eq!(
-            p.peerings["web/lb"].problem.as_ref().unwrap().0,
-            "Unsupported"
+            p.peerings["web/lb"].problem.clone().unwrap().0,
+            "InvalidSecret"
         );
         assert!(p.config.unwrap().pod_groups.is_empty());
+        // The key: every pod of the group gets it.
+        snap.secrets.insert(
+            "web/bgp".into(),
+            secret::SecretKeys::from_pairs([("k", &b"s3cret\n"[..])]),
+        );
+        let p = plan(&snap, &settings());
+        assert_eq!(p.peerings["web/lb"].problem, None);
+        let c = p.config.unwrap();
+        let g = &c.pod_groups[0];
+        assert_eq!(g.peers.len(), 2, "{:?}", g.peers);
+        assert_eq!(g.password.as_ref().map(|p| p.expose()), Some("s3cret"));
+        // Nothing shows it.
+        assert!(!format!("{snap:?} {c:?}").contains("s3cret"));
     }
 
     #[test]

@@ -10,13 +10,15 @@
 //! cluster-wide: PodPeerings, NodeBGPConfigs, Nodes (pod CIDRs, addresses,
 //! our labels), Namespaces (namespace selectors), Services (cluster IPs)
 //! and, where the cluster has them (Kubernetes 1.33 and later),
-//! ServiceCIDRs.
+//! ServiceCIDRs; and the Secrets labelled `podpeer.io/bgp-password=true`
+//! (TCP-MD5 keys, see [`super::secret`]), so a rotated key is applied as
+//! soon as it is written.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::api::ListParams;
 use kube::runtime::reflector::{self, Store};
@@ -28,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use super::crd::{NodeBGPConfig, PodPeering};
 use super::model::Snapshot;
+use super::secret;
 
 /// The stores the watches keep current.
 #[derive(Clone)]
@@ -39,6 +42,7 @@ pub struct Stores {
     node_configs: Store<NodeBGPConfig>,
     services: Store<Service>,
     service_cidrs: Option<Store<ServiceCIDR>>,
+    secrets: Store<Secret>,
 }
 
 impl Stores {
@@ -99,6 +103,12 @@ impl Stores {
                 changed,
             ),
             service_cidrs,
+            secrets: spawn(
+                "secrets",
+                Api::all(client.clone()),
+                watcher::Config::default().labels(&secret::label_selector()),
+                changed,
+            ),
         }
     }
 
@@ -111,6 +121,7 @@ impl Stores {
             self.peerings.wait_until_ready(),
             self.node_configs.wait_until_ready(),
             self.services.wait_until_ready(),
+            self.secrets.wait_until_ready(),
         );
         if let Some(s) = &self.service_cidrs {
             let _ = s.wait_until_ready().await;
@@ -131,6 +142,7 @@ impl Stores {
                 .as_ref()
                 .map(Store::state)
                 .unwrap_or_default(),
+            secrets: secret::index(self.secrets.state().iter().map(|s| &**s)),
         }
     }
 }

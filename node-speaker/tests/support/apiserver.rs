@@ -3,8 +3,8 @@
 //! talks to it over HTTP, as it would to kube-apiserver.
 //!
 //! What it implements, for the resources podpeer-node uses (Pods, Nodes,
-//! Namespaces, Services, ServiceCIDRs, PodPeerings, NodeBGPConfigs,
-//! VRFRouteConfigurations, events.k8s.io Events):
+//! Namespaces, Services, Secrets, ServiceCIDRs, PodPeerings,
+//! NodeBGPConfigs, VRFRouteConfigurations, events.k8s.io Events):
 //! - list and get, with label and field selectors and a resourceVersion;
 //! - watch from a resourceVersion (the changes after it, then live ones),
 //!   with bookmarks on request, objects leaving a selector sent as
@@ -106,6 +106,14 @@ const KINDS: &[Kind] = &[
         kind: "Service",
         namespaced: true,
         status: true,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        kind: "Secret",
+        namespaced: true,
+        status: false,
     },
     Kind {
         group: "podpeer.io",

@@ -114,18 +114,17 @@ pub fn free_port() -> u16 {
 /// 127.0.0.0/8 address) to the node at 127.0.0.1:`port`, announcing
 /// `prefixes`.
 pub async fn pod_speaker(ip: &str, port: u16, prefixes: &[&str]) -> SpeakerHandle {
-    let addr: IpAddr = ip.parse().unwrap();
-    let IpAddr::V4(id) = addr else {
-        panic!("IPv4 only")
-    };
-    let mut sc = SpeakerConfig::new(4_200_000_001, id);
-    sc.listen = Vec::new();
-    let s = Speaker::start(sc).await.unwrap();
+    keyed_pod_speaker(ip, port, prefixes, None).await
+}
+
+/// The node as the pod speaker at `ip` sees it, with a TCP-MD5 `password`.
+pub fn node_neighbor(ip: &str, port: u16, password: Option<&str>) -> NeighborConfig {
     let mut n = NeighborConfig::new("127.0.0.1".parse().unwrap(), RemoteAs::External);
     n.port = port;
-    n.source_address = Some(addr);
+    n.source_address = Some(ip.parse().unwrap());
     n.connect_retry = Duration::from_millis(300);
     n.hold_time = 9;
+    n.password = password.map(Into::into);
     n.export = Some(RouteMap {
         name: "all".into(),
         terms: Vec::new(),
@@ -136,7 +135,26 @@ pub async fn pod_speaker(ip: &str, port: u16, prefixes: &[&str]) -> SpeakerHandl
         terms: Vec::new(),
         default_accept: false,
     });
-    s.add_neighbor(n).await.unwrap();
+    n
+}
+
+/// [`pod_speaker`] with a TCP-MD5 `password` towards the node.
+pub async fn keyed_pod_speaker(
+    ip: &str,
+    port: u16,
+    prefixes: &[&str],
+    password: Option<&str>,
+) -> SpeakerHandle {
+    let addr: IpAddr = ip.parse().unwrap();
+    let IpAddr::V4(id) = addr else {
+        panic!("IPv4 only")
+    };
+    let mut sc = SpeakerConfig::new(4_200_000_001, id);
+    sc.listen = Vec::new();
+    let s = Speaker::start(sc).await.unwrap();
+    s.add_neighbor(node_neighbor(ip, port, password))
+        .await
+        .unwrap();
     for p in prefixes {
         s.announce(
             p.parse().unwrap(),
