@@ -16,90 +16,23 @@
 mod support;
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bgp_core::fsm::State;
-use bgp_core::speaker::{Event, Speaker, SpeakerConfig, SpeakerHandle};
-use clap::Parser;
-use podpeer_node::daemon::App;
-use podpeer_node::k8s::{self, Options, Source};
+use bgp_core::speaker::{Event, SpeakerHandle};
 use serde_json::{Value, json};
 
 use support::apiserver::ApiServer;
-use support::{eventually, free_port, pod_speaker};
+use support::kube::Node;
+use support::{eventually, pod_speaker};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 /// What the node is not ready for until its source's first reconcile.
 const FIRST_RECONCILE_PENDING: &str = "test: the first reconcile is pending";
 
-#[derive(Parser)]
-struct Flags {
-    #[command(flatten)]
-    options: Options,
-}
-
-/// The node side: the peer source and a speaker, as `k8s::run` sets them up.
-struct Node {
-    app: Arc<App>,
-    port: u16,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 async fn start_node(api: &ApiServer) -> Node {
-    start_node_with(api, "200ms", false).await
-}
-
-/// With `mark_first_reconcile`, the node is not ready for
-/// [`FIRST_RECONCILE_PENDING`] until its source's first reconcile (which
-/// has a configuration here) clears that: a test can tell that it is over.
-async fn start_node_with(api: &ApiServer, debounce: &str, mark_first_reconcile: bool) -> Node {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let url = api.url();
-    let flags = Flags::parse_from([
-        "test",
-        "--peer-source",
-        "kubernetes",
-        "--node-name",
-        "n1",
-        "--api-server",
-        &url,
-        "--debounce",
-        debounce,
-        "--status-interval",
-        "300ms",
-        "--bgp-listen",
-        &listen,
-        "--http-listen",
-        "127.0.0.1:9",
-    ]);
-    let client = k8s::client(&flags.options).await.unwrap();
-    let waiting = Mutex::new(String::new());
-    let (source, config) =
-        tokio::time::timeout(WAIT, Source::start(client, flags.options, &waiting))
-            .await
-            .expect("the source starts")
-            .unwrap();
-    let mut sc = SpeakerConfig::new(config.local_as, config.router_id);
-    sc.listen = config.listen.clone();
-    let speaker = Speaker::start(sc).await.unwrap();
-    let app = Arc::new(App::new(Arc::new(config), speaker, None));
-    // No kernel here: nothing of an earlier run to reconcile.
-    app.reconciled
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    if mark_first_reconcile {
-        *app.source_not_ready.lock().unwrap() = Some(FIRST_RECONCILE_PENDING.into());
-    }
-    let task = tokio::spawn(source.run(Arc::clone(&app)));
-    Node { app, port, task }
+    support::kube::start_node(api, "200ms", None).await
 }
 
 fn node(name: &str, rack: &str, cidr: &str, ip: &str) -> Value {
@@ -621,7 +554,7 @@ async fn watch_cuts_410_and_relists_keep_established_sessions() {
 async fn a_burst_of_pods_is_one_reconcile() {
     let api = cluster().await;
     // The default debounce (1 s).
-    let node = start_node_with(&api, "1s", true).await;
+    let node = support::kube::start_node(&api, "1s", Some(FIRST_RECONCILE_PENDING)).await;
     // The first reconcile (nothing to do, nothing written) is over.
     eventually("the first reconcile", WAIT, || {
         let pending = node.app.source_not_ready.lock().unwrap().is_some();

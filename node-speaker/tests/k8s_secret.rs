@@ -17,77 +17,17 @@
 mod support;
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bgp_core::fsm::State;
-use bgp_core::speaker::{Speaker, SpeakerConfig, SpeakerHandle};
-use clap::Parser;
-use podpeer_node::daemon::App;
-use podpeer_node::k8s::{self, Options, Source};
+use bgp_core::speaker::SpeakerHandle;
 use serde_json::{Value, json};
 
 use support::apiserver::ApiServer;
-use support::{eventually, free_port, keyed_pod_speaker, node_neighbor};
+use support::kube::{Node, start_node};
+use support::{eventually, keyed_pod_speaker, node_neighbor};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-#[derive(Parser)]
-struct Flags {
-    #[command(flatten)]
-    options: Options,
-}
-
-/// The node side, as `k8s::run` sets it up.
-struct Node {
-    app: Arc<App>,
-    port: u16,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn start_node(api: &ApiServer) -> Node {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let url = api.url();
-    let flags = Flags::parse_from([
-        "test",
-        "--peer-source",
-        "kubernetes",
-        "--node-name",
-        "n1",
-        "--api-server",
-        &url,
-        "--debounce",
-        "200ms",
-        "--status-interval",
-        "300ms",
-        "--bgp-listen",
-        &listen,
-        "--http-listen",
-        "127.0.0.1:9",
-    ]);
-    let client = k8s::client(&flags.options).await.unwrap();
-    let waiting = Mutex::new(String::new());
-    let (source, config) =
-        tokio::time::timeout(WAIT, Source::start(client, flags.options, &waiting))
-            .await
-            .expect("the source starts")
-            .unwrap();
-    let mut sc = SpeakerConfig::new(config.local_as, config.router_id);
-    sc.listen = config.listen.clone();
-    let speaker = Speaker::start(sc).await.unwrap();
-    let app = Arc::new(App::new(Arc::new(config), speaker, None));
-    app.reconciled
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    let task = tokio::spawn(source.run(Arc::clone(&app)));
-    Node { app, port, task }
-}
 
 fn pod(name: &str, ip: &str) -> Value {
     json!({
@@ -196,7 +136,7 @@ fn node_key(node: &Node) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_secret_ref_keys_rotation_and_refusals() {
     let api = cluster().await;
-    let node = start_node(&api).await;
+    let node = start_node(&api, "200ms", None).await;
 
     // No Secret: the status says so and no pod is a neighbor.
     let message = wait_ready(&api, "False", "SecretNotFound").await;

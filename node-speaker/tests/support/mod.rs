@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod kube;
 pub mod node;
 
 use std::collections::BTreeSet;
