@@ -2,46 +2,18 @@
 //! The network health check against real interfaces, listening ports and
 //! FRR, in network namespaces the tests create.
 
-use std::future::Future;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use interop_tests::frr::Frr;
 use interop_tests::netns::Netns;
+use interop_tests::private::{in_private_netns, ip};
 use podpeer_host::netlink::Netlink;
 use podpeer_node::health::{self, Gate, HealthConfig, HealthMetrics, LogReadiness, Target};
 
-fn in_netns<F, Fut>(test: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let thread = std::thread::spawn(move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(test());
-    });
-    if let Err(panic) = thread.join() {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-fn ip(args: &str) {
-    let status = Command::new("ip")
-        .args(args.split_whitespace())
-        .status()
-        .unwrap();
-    assert!(status.success(), "ip {args}");
-}
-
 #[test]
 fn interfaces_and_tcp_reachability_in_a_netns() {
-    in_netns(|| async {
-        ip("link set lo up");
+    in_private_netns(|| async {
         ip("link add hc0 type veth peer name hc1");
         ip("link set hc0 up");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
